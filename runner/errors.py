@@ -1,0 +1,140 @@
+"""One exception tree for the whole framework, and the process exit codes it maps to.
+
+Every error the CLI can meet derives from :class:`RunnerError`, so the CLI catches one
+type, prints one line and exits with the code the error class carries.  The split that
+matters to Kubernetes is fatal versus retriable: a Job should retry a run that met a
+flaky network, and should not retry one that met a typo in its settings.
+
+::
+
+    RunnerError                       exit 1
+    ├── ConfigError                   exit 3  bad settings, CLI values, migration files
+    │   ├── PipelineDefinitionError   exit 3  a pipeline module that cannot be used
+    │   └── PipelineNotFoundError     exit 3  no module for the requested name
+    ├── NotReadyError                 exit 4  warehouse unreachable / schema behind
+    ├── AlreadyRunningError           exit 5  another run holds the lock
+    ├── InterruptedRunError           exit 130 SIGTERM / SIGINT, stopped between batches
+    └── PipelineError                 exit 1  a step of a run failed
+        ├── FatalError                exit 1  retrying will not help (bad data, bad SQL)
+        │   └── ValidationFailedError exit 1  too many rows failed validation
+        └── RetriableError            exit 75 transient (network, 5xx, ClickHouse overload)
+            └── WarehouseUnavailableError
+
+``PipelineError`` carries the pipeline, step and window it happened in, so the single
+line the operator sees says where to look.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes of ``runner``; documented in the README."""
+
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    CONFIG = 3
+    NOT_READY = 4
+    ALREADY_RUNNING = 5
+    TEMPFAIL = 75
+    INTERRUPTED = 130
+
+
+class RunnerError(Exception):
+    """Root of every error the framework raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+
+class ConfigError(RunnerError):
+    """Settings, command-line values or project files are wrong; fix them, do not retry."""
+
+    exit_code = ExitCode.CONFIG
+
+
+class PipelineDefinitionError(ConfigError):
+    """A pipeline module cannot be imported or declares an invalid pipeline."""
+
+
+class PipelineNotFoundError(ConfigError):
+    """No pipeline module exists for the requested name."""
+
+
+class NotReadyError(RunnerError):
+    """The warehouse cannot be reached or its schema is behind the code."""
+
+    exit_code = ExitCode.NOT_READY
+
+
+class AlreadyRunningError(RunnerError):
+    """Another run of the same pipeline (and window) holds the lock."""
+
+    exit_code = ExitCode.ALREADY_RUNNING
+
+
+class InterruptedRunError(RunnerError):
+    """The run was asked to stop (SIGTERM/SIGINT) and stopped between batches."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
+class PipelineError(RunnerError):
+    """A step of a run failed; carries where it happened."""
+
+    retriable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        pipeline: str | None = None,
+        step: str | None = None,
+        window: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.pipeline = pipeline
+        self.step = step
+        self.window = window
+
+    def with_context(
+        self, *, pipeline: str | None = None, step: str | None = None, window: str | None = None
+    ) -> PipelineError:
+        """Fill in context that the raiser did not know, keeping what it did."""
+        self.pipeline = self.pipeline or pipeline
+        self.step = self.step or step
+        self.window = self.window or window
+        return self
+
+    def __str__(self) -> str:
+        where = [
+            f"{label}={value}"
+            for label, value in (
+                ("pipeline", self.pipeline),
+                ("step", self.step),
+                ("window", self.window),
+            )
+            if value
+        ]
+        return f"{self.message} [{' '.join(where)}]" if where else self.message
+
+
+class FatalError(PipelineError):
+    """Retrying the same input will fail the same way."""
+
+
+class ValidationFailedError(FatalError):
+    """More rows failed validation than the policy allows."""
+
+
+class RetriableError(PipelineError):
+    """A transient cause; the same run may succeed later."""
+
+    retriable = True
+    exit_code = ExitCode.TEMPFAIL
+
+
+class WarehouseUnavailableError(RetriableError):
+    """ClickHouse did not answer, or answered with a transient error."""

@@ -1,0 +1,1 @@
+"""The pipeline model: declarations, kinds, run context, windows and discovery."""

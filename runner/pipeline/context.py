@@ -1,0 +1,165 @@
+"""The run context: what every step of one run can see and use.
+
+One context per pipeline node; children of composite pipelines get child contexts that
+share the run's identity, window, cancellation flag and statistics, but open their own
+warehouse connection (so parallel branches do not share a client).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from runner.errors import InterruptedRunError
+
+if TYPE_CHECKING:
+    from runner.pipeline.windows import Window
+    from runner.settings import Settings
+    from runner.warehouse.client import Warehouse
+
+QUARANTINE_TABLE = "_quarantine"
+
+
+@dataclass
+class StepStats:
+    """Row counts of one pipeline node."""
+
+    rows_extracted: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    batches: int = 0
+    status: str = "pending"
+    branch: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """For logs and JSON output (empty fields left out)."""
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class RunResources:
+    """Things opened during a run that must be closed at its end, whatever happens."""
+
+    connect: Callable[[], Warehouse]
+    opened: list[Warehouse] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def open_warehouse(self) -> Warehouse:
+        """Open a connection and remember it for closing."""
+        warehouse = self.connect()
+        with self.lock:
+            self.opened.append(warehouse)
+        return warehouse
+
+    def close(self) -> None:
+        """Close every connection opened by the run."""
+        with self.lock:
+            for warehouse in self.opened:
+                warehouse.close()
+            self.opened.clear()
+
+
+class RunContext:
+    """What a step knows about its run."""
+
+    def __init__(
+        self,
+        *,
+        pipeline: str,
+        run_id: str,
+        window: Window,
+        settings: Settings,
+        resources: RunResources,
+        log: Any,
+        params: Mapping[str, str] | None = None,
+        dry_run: bool = False,
+        cancel: threading.Event | None = None,
+        stats: dict[str, StepStats] | None = None,
+        node: str | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.node = node or pipeline
+        self.run_id = run_id
+        self.window = window
+        self.settings = settings
+        self.params: Mapping[str, str] = dict(params or {})
+        self.dry_run = dry_run
+        self.cancel = cancel or threading.Event()
+        self.stats = stats if stats is not None else {}
+        self.log = log
+        self._resources = resources
+        self._warehouse: Warehouse | None = None
+        self.stats.setdefault(self.node, StepStats())
+
+    @property
+    def warehouse(self) -> Warehouse:
+        """This node's warehouse connection, opened on first use."""
+        if self._warehouse is None:
+            self._warehouse = self._resources.open_warehouse()
+        return self._warehouse
+
+    @property
+    def batch_rows(self) -> int:
+        """Upper bound on rows per batch."""
+        return self.settings.batch_rows
+
+    @property
+    def node_stats(self) -> StepStats:
+        """Statistics of this node."""
+        return self.stats[self.node]
+
+    def child(self, node: str) -> RunContext:
+        """A context for a child pipeline of a composite."""
+        return RunContext(
+            pipeline=self.pipeline,
+            run_id=self.run_id,
+            window=self.window,
+            settings=self.settings,
+            resources=self._resources,
+            log=self.log.bind(node=node),
+            params=self.params,
+            dry_run=self.dry_run,
+            cancel=self.cancel,
+            stats=self.stats,
+            node=node,
+        )
+
+    def check_cancelled(self) -> None:
+        """Raise if the run was asked to stop; called between batches."""
+        if self.cancel.is_set():
+            raise InterruptedRunError(
+                f"run {self.run_id} of {self.pipeline} was interrupted and stopped between batches"
+            )
+
+    def quarantine(self, rows: Iterable[Mapping[str, Any]], reason: str | Iterable[str], step: str) -> int:
+        """Store rejected rows with their reason in the quarantine table; returns the count.
+
+        ``reason`` is one reason for all rows or one per row.
+        """
+        import pyarrow as pa
+
+        records = [json.dumps(dict(r), default=str, ensure_ascii=False) for r in rows]
+        if not records:
+            return 0
+        reasons = [reason] * len(records) if isinstance(reason, str) else list(reason)
+        now = datetime.now(UTC)
+        batch = pa.RecordBatch.from_pydict(
+            {
+                "pipeline": [self.pipeline] * len(records),
+                "run_id": [self.run_id] * len(records),
+                "step": [f"{self.node}.{step}"] * len(records),
+                "window_start": pa.array([self.window.start] * len(records), pa.timestamp("ms", "UTC")),
+                "window_end": pa.array([self.window.end] * len(records), pa.timestamp("ms", "UTC")),
+                "reason": reasons,
+                "record": records,
+                "quarantined_at": pa.array([now] * len(records), pa.timestamp("ms", "UTC")),
+            }
+        )
+        self.warehouse.insert_arrow(QUARANTINE_TABLE, batch)
+        self.node_stats.rows_quarantined += len(records)
+        self.log.warning("rows quarantined", step=step, rows=len(records), table=QUARANTINE_TABLE)
+        return len(records)

@@ -1,0 +1,199 @@
+"""The functions pipeline authors declare pipelines with: etl, el, sequential, parallel,
+conditional.  Each validates its arguments at declaration time and returns a Pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from runner.errors import PipelineDefinitionError
+from runner.pipeline.kinds import (
+    ConditionalPipeline,
+    FailurePolicy,
+    FlowPipeline,
+    ParallelPipeline,
+    Pipeline,
+    SequentialPipeline,
+    check_tree,
+)
+from runner.pipeline.spec import Resources, build_spec
+from runner.pipeline.steps import as_extractor, as_loader, as_transformer
+
+if TYPE_CHECKING:
+    from runner.pipeline.context import RunContext
+
+
+def _spec(
+    name: str,
+    schedule: str | None,
+    timezone: str,
+    description: str,
+    owner: str | None,
+    tags: Iterable[str],
+    timeout_seconds: int | None,
+    resources: Resources | Mapping[str, str] | None,
+) -> Any:
+    return build_spec(
+        name=name,
+        schedule=schedule,
+        timezone=timezone,
+        description=description,
+        owner=owner,
+        tags=tuple(tags),
+        timeout_seconds=timeout_seconds,
+        resources=resources or Resources(),
+    )
+
+
+def etl(
+    name: str,
+    *,
+    extract: object,
+    transform: Sequence[object] | object = (),
+    load: object,
+    schedule: str | None = None,
+    timezone: str = "UTC",
+    description: str = "",
+    owner: str | None = None,
+    tags: Iterable[str] = (),
+    timeout_seconds: int | None = None,
+    resources: Resources | Mapping[str, str] | None = None,
+) -> Pipeline:
+    """Extract → transforms → load."""
+    spec = _spec(name, schedule, timezone, description, owner, tags, timeout_seconds, resources)
+    transforms = list(transform) if isinstance(transform, list | tuple) else [transform]
+    return FlowPipeline(
+        spec,
+        as_extractor(extract),
+        [as_transformer(t) for t in transforms],
+        as_loader(load),
+        kind="etl",
+    )
+
+
+def el(
+    name: str,
+    *,
+    extract: object,
+    load: object,
+    schedule: str | None = None,
+    timezone: str = "UTC",
+    description: str = "",
+    owner: str | None = None,
+    tags: Iterable[str] = (),
+    timeout_seconds: int | None = None,
+    resources: Resources | Mapping[str, str] | None = None,
+) -> Pipeline:
+    """Extract → load, data unchanged."""
+    spec = _spec(name, schedule, timezone, description, owner, tags, timeout_seconds, resources)
+    return FlowPipeline(spec, as_extractor(extract), [], as_loader(load), kind="el")
+
+
+def _children(name: str, steps: Sequence[Pipeline], kind: str) -> list[Pipeline]:
+    children = list(steps)
+    if not children:
+        raise PipelineDefinitionError(f"pipeline {name!r}: a {kind} pipeline needs steps")
+    for child in children:
+        if not isinstance(child, Pipeline):
+            raise PipelineDefinitionError(
+                f"pipeline {name!r}: step {child!r} is not a pipeline (use etl(), el(), ...)"
+            )
+    return children
+
+
+def sequential(
+    name: str,
+    *,
+    steps: Sequence[Pipeline],
+    schedule: str | None = None,
+    timezone: str = "UTC",
+    description: str = "",
+    owner: str | None = None,
+    tags: Iterable[str] = (),
+    timeout_seconds: int | None = None,
+    resources: Resources | Mapping[str, str] | None = None,
+) -> Pipeline:
+    """Children in order; stop on the first failure."""
+    spec = _spec(name, schedule, timezone, description, owner, tags, timeout_seconds, resources)
+    pipeline = SequentialPipeline(spec, _children(name, steps, "sequential"))
+    check_tree(pipeline)
+    return pipeline
+
+
+def parallel(
+    name: str,
+    *,
+    steps: Sequence[Pipeline],
+    max_workers: int = 4,
+    on_failure: str = "fail_fast",
+    schedule: str | None = None,
+    timezone: str = "UTC",
+    description: str = "",
+    owner: str | None = None,
+    tags: Iterable[str] = (),
+    timeout_seconds: int | None = None,
+    resources: Resources | Mapping[str, str] | None = None,
+) -> Pipeline:
+    """Children concurrently, at most ``max_workers`` at once.
+
+    ``on_failure``: ``fail_fast`` starts no further children after a failure;
+    ``continue`` runs them all and reports every failure.
+    """
+    spec = _spec(name, schedule, timezone, description, owner, tags, timeout_seconds, resources)
+    if max_workers < 1:
+        raise PipelineDefinitionError(f"pipeline {name!r}: max_workers must be at least 1")
+    try:
+        policy = FailurePolicy(on_failure)
+    except ValueError:
+        allowed = ", ".join(p.value for p in FailurePolicy)
+        raise PipelineDefinitionError(
+            f"pipeline {name!r}: on_failure must be one of {allowed}, not {on_failure!r}"
+        ) from None
+    pipeline = ParallelPipeline(
+        spec, _children(name, steps, "parallel"), max_workers=max_workers, on_failure=policy
+    )
+    check_tree(pipeline)
+    return pipeline
+
+
+def conditional(
+    name: str,
+    *,
+    when: Callable[[RunContext], Hashable],
+    then: Pipeline | None = None,
+    otherwise: Pipeline | None = None,
+    branches: Mapping[Hashable, Pipeline] | None = None,
+    schedule: str | None = None,
+    timezone: str = "UTC",
+    description: str = "",
+    owner: str | None = None,
+    tags: Iterable[str] = (),
+    timeout_seconds: int | None = None,
+    resources: Resources | Mapping[str, str] | None = None,
+) -> Pipeline:
+    """Run the branch the predicate picks.
+
+    Either ``then``/``otherwise`` (the predicate returns a truth value) or ``branches``
+    keyed by what the predicate returns (``otherwise`` is then the default).
+    """
+    spec = _spec(name, schedule, timezone, description, owner, tags, timeout_seconds, resources)
+    if not callable(when):
+        raise PipelineDefinitionError(f"pipeline {name!r}: when must be a function of the context")
+    if branches is not None and then is not None:
+        raise PipelineDefinitionError(f"pipeline {name!r}: give either then= or branches=")
+    if branches is None:
+        if then is None:
+            raise PipelineDefinitionError(f"pipeline {name!r}: then= (or branches=) is required")
+        predicate = when
+
+        def truth(ctx: RunContext) -> bool:
+            return bool(predicate(ctx))
+
+        truth.__name__ = getattr(when, "__name__", "when")
+        pipeline = ConditionalPipeline(spec, truth, {True: then}, otherwise)
+    else:
+        _children(name, list(branches.values()), "conditional")
+        pipeline = ConditionalPipeline(spec, when, branches, otherwise)
+    check_tree(pipeline)
+    return pipeline

@@ -1,0 +1,333 @@
+"""Pipeline kinds: ETL and EL flows, and the sequential, parallel and conditional compositions.
+
+A flow moves bounded Arrow batches from one extractor, through its transforms, into one
+loader, checking for cancellation between batches.  Compositions run child pipelines
+with child contexts and aggregate their failures.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from runner.batches import as_batch, to_batches
+from runner.errors import (
+    FatalError,
+    InterruptedRunError,
+    PipelineDefinitionError,
+    PipelineError,
+    RetriableError,
+    RunnerError,
+)
+from runner.pipeline.context import RunContext, StepStats
+from runner.pipeline.spec import PipelineSpec
+from runner.pipeline.steps import Extractor, Loader, Step, Transformer
+
+
+def _in_step(ctx: RunContext, step: Step, exc: Exception) -> RunnerError:
+    """Give an exception raised by a step the run's context, as a framework error."""
+    if isinstance(exc, PipelineError):
+        return exc.with_context(pipeline=ctx.node, step=step.step_name, window=str(ctx.window))
+    if isinstance(exc, RunnerError):
+        return exc
+    return FatalError(
+        f"{type(exc).__name__}: {exc}",
+        pipeline=ctx.node,
+        step=step.step_name,
+        window=str(ctx.window),
+    )
+
+
+class Pipeline(ABC):
+    """A declared pipeline: its spec plus how to run it."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, spec: PipelineSpec) -> None:
+        self.spec = spec
+
+    @property
+    def name(self) -> str:
+        """The pipeline's name."""
+        return self.spec.name
+
+    def children(self) -> Sequence[Pipeline]:
+        """Child pipelines of a composition (none for flows)."""
+        return ()
+
+    @abstractmethod
+    def run(self, ctx: RunContext) -> None:
+        """Run once in ``ctx``; raise a RunnerError on failure."""
+
+    @abstractmethod
+    def describe_steps(self) -> dict[str, Any]:
+        """What the pipeline does, for ``runner show`` and dry runs."""
+
+    def describe(self) -> dict[str, Any]:
+        """Spec and steps as plain data."""
+        spec = self.spec.model_dump(mode="json", exclude_defaults=True)
+        return {"name": self.name, "kind": self.kind, **spec, **self.describe_steps()}
+
+
+class FlowPipeline(Pipeline):
+    """Extract → transforms → load, one bounded batch at a time."""
+
+    def __init__(
+        self,
+        spec: PipelineSpec,
+        extractor: Extractor,
+        transformers: Sequence[Transformer],
+        loader: Loader,
+        *,
+        kind: str,
+    ) -> None:
+        super().__init__(spec)
+        self.extractor = extractor
+        self.transformers = tuple(transformers)
+        self.loader = loader
+        self.flow_kind = kind
+
+    @property
+    def kind(self) -> str:  # type: ignore[override]
+        """'etl' or 'el'."""
+        return self.flow_kind
+
+    def describe_steps(self) -> dict[str, Any]:
+        """Extractor, transforms and loader."""
+        return {
+            "extract": self.extractor.describe(),
+            "transform": [t.describe() for t in self.transformers],
+            "load": self.loader.describe(),
+        }
+
+    def run(self, ctx: RunContext) -> None:
+        """Stream batches from the extractor through the transforms into the loader."""
+        stats = ctx.node_stats
+        stats.status = "running"
+        step: Step = self.loader
+        success = False
+        try:
+            self.loader.open(ctx)
+            step = self.extractor
+            for raw in to_batches(self.extractor.extract(ctx), ctx.batch_rows):
+                ctx.check_cancelled()
+                stats.batches += 1
+                stats.rows_extracted += raw.num_rows
+                batch = raw
+                for transformer in self.transformers:
+                    step = transformer
+                    batch = as_batch(transformer.transform(batch, ctx))
+                    if batch is None or batch.num_rows == 0:
+                        break
+                else:
+                    step = self.loader
+                    self.loader.write(batch, ctx)
+                    stats.rows_loaded += batch.num_rows
+                step = self.extractor
+            success = True
+        except Exception as exc:
+            stats.status = "cancelled" if isinstance(exc, InterruptedRunError) else "failed"
+            raise _in_step(ctx, step, exc) from exc
+        finally:
+            try:
+                self.loader.close(ctx, success=success)
+            except Exception as exc:
+                if success:
+                    stats.status = "failed"
+                    raise _in_step(ctx, self.loader, exc) from exc
+        stats.status = "succeeded"
+        ctx.log.info("flow finished", node=ctx.node, **stats.as_dict())
+
+
+class SequentialPipeline(Pipeline):
+    """Children in order; the first failure stops the rest."""
+
+    kind = "sequential"
+
+    def __init__(self, spec: PipelineSpec, steps: Sequence[Pipeline]) -> None:
+        super().__init__(spec)
+        self.steps = tuple(steps)
+
+    def children(self) -> Sequence[Pipeline]:
+        """The children, in order."""
+        return self.steps
+
+    def describe_steps(self) -> dict[str, Any]:
+        """The children."""
+        return {"steps": [c.describe() for c in self.steps]}
+
+    def run(self, ctx: RunContext) -> None:
+        """Run each child; stop at the first failure."""
+        ctx.node_stats.status = "running"
+        for child in self.steps:
+            ctx.check_cancelled()
+            try:
+                child.run(ctx.child(child.name))
+            except RunnerError:
+                ctx.node_stats.status = "failed"
+                for rest in self.steps[self.steps.index(child) + 1 :]:
+                    ctx.stats.setdefault(rest.name, StepStats()).status = "skipped"
+                raise
+        ctx.node_stats.status = "succeeded"
+
+
+class FailurePolicy(StrEnum):
+    """What a parallel pipeline does when a child fails."""
+
+    FAIL_FAST = "fail_fast"  # start no further children; wait for running ones
+    CONTINUE = "continue"  # run every child, then report all failures
+
+
+class ParallelPipeline(Pipeline):
+    """Children concurrently, at most ``max_workers`` at a time."""
+
+    kind = "parallel"
+
+    def __init__(
+        self,
+        spec: PipelineSpec,
+        steps: Sequence[Pipeline],
+        *,
+        max_workers: int,
+        on_failure: FailurePolicy,
+    ) -> None:
+        super().__init__(spec)
+        self.steps = tuple(steps)
+        self.max_workers = max_workers
+        self.on_failure = on_failure
+
+    def children(self) -> Sequence[Pipeline]:
+        """The children."""
+        return self.steps
+
+    def describe_steps(self) -> dict[str, Any]:
+        """Children, bound and failure policy."""
+        return {
+            "max_workers": self.max_workers,
+            "on_failure": self.on_failure.value,
+            "steps": [c.describe() for c in self.steps],
+        }
+
+    def run(self, ctx: RunContext) -> None:
+        """Run the children on a bounded thread pool and aggregate failures."""
+        ctx.node_stats.status = "running"
+        stop_starting = False
+        failures: dict[str, RunnerError] = {}
+
+        def run_child(child: Pipeline) -> None:
+            if stop_starting:
+                ctx.stats.setdefault(child.name, StepStats()).status = "skipped"
+                return
+            child.run(ctx.child(child.name))
+
+        with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=ctx.node) as pool:
+            futures = {
+                pool.submit(contextvars.copy_context().run, run_child, child): child
+                for child in self.steps
+            }
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    exc = future.exception()
+                    if exc is None:
+                        continue
+                    if not isinstance(exc, RunnerError):
+                        exc = FatalError(f"{type(exc).__name__}: {exc}", pipeline=futures[future].name)
+                    failures[futures[future].name] = exc
+                    if self.on_failure is FailurePolicy.FAIL_FAST:
+                        stop_starting = True
+        if not failures:
+            ctx.node_stats.status = "succeeded"
+            return
+        ctx.node_stats.status = "failed"
+        if len(failures) == 1:
+            raise next(iter(failures.values()))
+        if all(isinstance(e, InterruptedRunError) for e in failures.values()):
+            raise next(iter(failures.values()))
+        summary = "; ".join(f"{name}: {err}" for name, err in failures.items())
+        error_type = (
+            RetriableError
+            if all(isinstance(e, RetriableError) for e in failures.values())
+            else FatalError
+        )
+        raise error_type(
+            f"{len(failures)} of {len(self.steps)} parallel children failed: {summary}",
+            pipeline=ctx.node,
+        )
+
+
+class ConditionalPipeline(Pipeline):
+    """A predicate on the run context picks which child runs."""
+
+    kind = "conditional"
+
+    def __init__(
+        self,
+        spec: PipelineSpec,
+        when: Callable[[RunContext], Hashable],
+        branches: Mapping[Hashable, Pipeline],
+        default: Pipeline | None,
+    ) -> None:
+        super().__init__(spec)
+        self.when = when
+        self.branches = dict(branches)
+        self.default = default
+
+    def children(self) -> Sequence[Pipeline]:
+        """Every branch (and the default)."""
+        extra = [self.default] if self.default is not None else []
+        return [*self.branches.values(), *extra]
+
+    def describe_steps(self) -> dict[str, Any]:
+        """The predicate and the branches."""
+        return {
+            "when": getattr(self.when, "__name__", repr(self.when)),
+            "branches": {str(k): c.describe() for k, c in self.branches.items()},
+            "default": self.default.describe() if self.default else None,
+        }
+
+    def run(self, ctx: RunContext) -> None:
+        """Evaluate the predicate and run the chosen branch (or nothing)."""
+        try:
+            key = self.when(ctx)
+        except Exception as exc:
+            raise FatalError(
+                f"condition {getattr(self.when, '__name__', 'when')!r} raised "
+                f"{type(exc).__name__}: {exc}",
+                pipeline=ctx.node,
+                window=str(ctx.window),
+            ) from exc
+        branch = self.branches.get(key, self.default)
+        ctx.node_stats.branch = branch.name if branch else None
+        ctx.log.info("condition evaluated", node=ctx.node, value=str(key), branch=ctx.node_stats.branch)
+        if branch is None:
+            ctx.node_stats.status = "succeeded"
+            return
+        ctx.node_stats.status = "running"
+        try:
+            branch.run(ctx.child(branch.name))
+        except RunnerError:
+            ctx.node_stats.status = "failed"
+            raise
+        ctx.node_stats.status = "succeeded"
+
+
+def check_tree(root: Pipeline) -> None:
+    """Reject a composition whose nodes share a name (stats and logs key on it)."""
+    seen: set[str] = set()
+
+    def visit(node: Pipeline) -> None:
+        if node.name in seen:
+            raise PipelineDefinitionError(
+                f"pipeline {root.name!r}: the name {node.name!r} is used by more than one step"
+            )
+        seen.add(node.name)
+        for child in node.children():
+            visit(child)
+
+    visit(root)

@@ -1,0 +1,105 @@
+"""What a pipeline declares about itself: name, schedule, ownership and runtime hints.
+
+Validated when the pipeline is declared, so a bad cron string fails ``runner list`` and
+``runner render`` with the file and field named, not a CronJob at 3 a.m.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from runner.errors import PipelineDefinitionError
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
+CRON_MACROS = frozenset(
+    {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+)
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
+
+
+def check_cron(expression: str) -> str:
+    """Accept the five-field cron syntax Kubernetes CronJobs understand, or a macro."""
+    from croniter import croniter
+
+    text = " ".join(expression.split())
+    if text in CRON_MACROS:
+        return text
+    if len(text.split(" ")) != 5 or not croniter.is_valid(text):
+        raise ValueError(
+            f"invalid cron schedule {expression!r}: expected five fields "
+            "'minute hour day-of-month month day-of-week' (e.g. '*/15 * * * *') or a macro "
+            "such as @daily"
+        )
+    return text
+
+
+class Resources(BaseModel):
+    """CPU/memory requests and limits, as Kubernetes quantities."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cpu_request: str | None = None
+    cpu_limit: str | None = None
+    memory_request: str | None = None
+    memory_limit: str | None = None
+
+    @field_validator("cpu_request", "cpu_limit", "memory_request", "memory_limit")
+    @classmethod
+    def _quantity(cls, value: str | None) -> str | None:
+        if value is not None and not _QUANTITY.fullmatch(value):
+            raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 500m, 1Gi)")
+        return value
+
+
+class PipelineSpec(BaseModel):
+    """Declared metadata of one pipeline."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    schedule: str | None = Field(default=None, description="Five-field cron; None = manual only.")
+    timezone: str = Field(default="UTC", description="IANA zone the schedule is read in.")
+    description: str = ""
+    owner: str | None = None
+    tags: tuple[str, ...] = ()
+    timeout_seconds: Annotated[int, Field(gt=0)] | None = Field(
+        default=None, description="Hard limit for one run (the Job's activeDeadlineSeconds)."
+    )
+    resources: Resources = Field(default_factory=Resources)
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        return None if value is None else check_cron(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The schedule's time zone."""
+        return ZoneInfo(self.timezone)
+
+
+def build_spec(**fields: object) -> PipelineSpec:
+    """Validate declared fields, raising one clear line on the first problem."""
+    try:
+        return PipelineSpec(**fields)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "pipeline"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "string_pattern_mismatch":
+            message = "must be lower-case letters, digits and '_', starting with a letter"
+        name = fields.get("name", "?")
+        raise PipelineDefinitionError(f"pipeline {name!r}: {field}: {message}") from None

@@ -1,0 +1,168 @@
+"""The three step interfaces (extract, transform, load) and adapters for plain functions.
+
+Tools subclass these; pipeline authors may instead pass plain functions, which are
+wrapped here so the run loop only deals with one shape per step kind:
+
+* extract:   ``fn(ctx) -> Iterable[batch-like]`` (or ``fn()``)
+* transform: ``fn(batch, ctx) -> batch-like | None`` (or ``fn(batch)``)
+* load:      ``fn(batch, ctx) -> None`` (or ``fn(batch)``), called once per batch
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from runner.errors import PipelineDefinitionError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from runner.pipeline.context import RunContext
+
+
+class Step(ABC):
+    """Common naming for steps; the name appears in logs, stats and errors."""
+
+    name: str = ""
+
+    @property
+    def step_name(self) -> str:
+        """The name shown for this step."""
+        return self.name or type(self).__name__
+
+    def describe(self) -> str:
+        """One line for ``runner show`` and dry runs."""
+        return self.step_name
+
+
+class Extractor(Step):
+    """Produces the run's data as a stream of batch-likes."""
+
+    @abstractmethod
+    def extract(self, ctx: RunContext) -> Iterable[Any]:
+        """Yield RecordBatches, Tables, lists of row dicts or row dicts."""
+
+
+class Transformer(Step):
+    """Turns one batch into another (or drops it by returning None)."""
+
+    @abstractmethod
+    def transform(self, batch: pa.RecordBatch, ctx: RunContext) -> Any:
+        """Return a batch-like, or None to drop the batch."""
+
+
+class Loader(Step):
+    """Writes batches somewhere; told when the stream starts and how it ended."""
+
+    def open(self, ctx: RunContext) -> None:  # noqa: B027 - optional hook
+        """Prepare for writing (check the target exists, open files...)."""
+
+    @abstractmethod
+    def write(self, batch: pa.RecordBatch, ctx: RunContext) -> None:
+        """Write one batch."""
+
+    def close(self, ctx: RunContext, *, success: bool) -> None:  # noqa: B027 - optional hook
+        """Finish writing; ``success`` is False when the run failed or was interrupted."""
+
+
+def _wants_context(fn: Callable[..., Any], data_args: int, role: str) -> bool:
+    """Whether ``fn`` takes the run context after its ``data_args`` data arguments."""
+    try:
+        params = [
+            p
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError):  # builtins without a signature: assume data only
+        return False
+    if len(params) == data_args:
+        return False
+    if len(params) == data_args + 1:
+        return True
+    expected = ["ctx"] if data_args == 0 else ["batch", "ctx"]
+    raise PipelineDefinitionError(
+        f"{role} function {getattr(fn, '__name__', fn)!r} takes {len(params)} positional "
+        f"arguments; expected ({', '.join(expected)}) or ({', '.join(expected[:-1])})"
+    )
+
+
+class FunctionExtractor(Extractor):
+    """A plain function as an extractor."""
+
+    def __init__(self, fn: Callable[..., Iterable[Any]]) -> None:
+        self.fn = fn
+        self.name = getattr(fn, "__name__", "extract")
+        self._with_ctx = _wants_context(fn, 0, "extract")
+
+    def extract(self, ctx: RunContext) -> Iterable[Any]:
+        """Call the function."""
+        return self.fn(ctx) if self._with_ctx else self.fn()
+
+
+class FunctionTransformer(Transformer):
+    """A plain function as a transformer."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.name = getattr(fn, "__name__", "transform")
+        self._with_ctx = _wants_context(fn, 1, "transform")
+
+    def transform(self, batch: pa.RecordBatch, ctx: RunContext) -> Any:
+        """Call the function."""
+        return self.fn(batch, ctx) if self._with_ctx else self.fn(batch)
+
+
+class FunctionLoader(Loader):
+    """A plain function as a loader, called once per batch."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.name = getattr(fn, "__name__", "load")
+        self._with_ctx = _wants_context(fn, 1, "load")
+
+    def write(self, batch: pa.RecordBatch, ctx: RunContext) -> None:
+        """Call the function."""
+        if self._with_ctx:
+            self.fn(batch, ctx)
+        else:
+            self.fn(batch)
+
+
+def as_extractor(obj: object) -> Extractor:
+    """Accept an Extractor, a function, or a plain iterable of batch-likes."""
+    if isinstance(obj, Extractor):
+        return obj
+    if callable(obj):
+        return FunctionExtractor(obj)
+    if isinstance(obj, Iterable) and not isinstance(obj, str | bytes):
+        from runner.tools.extract.python import IterableSource
+
+        return IterableSource(obj)
+    raise PipelineDefinitionError(
+        f"extract must be an Extractor, a function or an iterable, not {type(obj).__name__}"
+    )
+
+
+def as_transformer(obj: object) -> Transformer:
+    """Accept a Transformer or a function."""
+    if isinstance(obj, Transformer):
+        return obj
+    if callable(obj):
+        return FunctionTransformer(obj)
+    raise PipelineDefinitionError(
+        f"transform must be a Transformer or a function, not {type(obj).__name__}"
+    )
+
+
+def as_loader(obj: object) -> Loader:
+    """Accept a Loader or a function."""
+    if isinstance(obj, Loader):
+        return obj
+    if callable(obj):
+        return FunctionLoader(obj)
+    raise PipelineDefinitionError(
+        f"load must be a Loader or a function, not {type(obj).__name__}"
+    )

@@ -1,0 +1,1 @@
+"""Services: one function per CLI command, taking settings and a registry explicitly."""

@@ -1,0 +1,130 @@
+"""Process settings, read from ``RUNNER_*`` environment variables (and an optional ``.env``).
+
+Built once per process by the CLI (never at import) and passed down explicitly, so tests
+and embedding code can construct their own.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from runner.errors import ConfigError
+
+ENV_PREFIX = "RUNNER_"
+
+
+class LogFormat(StrEnum):
+    """How log lines are rendered on stdout."""
+
+    AUTO = "auto"  # console on a TTY, JSON otherwise
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class Settings(BaseSettings):
+    """Everything a run needs to know about its environment.
+
+    Every field is set through ``RUNNER_<FIELD>`` (upper case).
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    project_dir: Path = Field(
+        default=Path(),
+        description="Project root; relative paths below are resolved against it.",
+    )
+    warehouse_url: str | None = Field(
+        default=None,
+        description=(
+            "chdb:///absolute/path for the embedded engine, or "
+            "http(s)://user@host:port/database for a server. "
+            "Default: chdb://<project_dir>/.warehouse/chdb"
+        ),
+    )
+    database: str | None = Field(
+        default=None,
+        description="Database the pipelines write to; default: the URL's path, else 'analytics'.",
+    )
+    clickhouse_password: SecretStr | None = Field(
+        default=None, description="Password for a server URL; overrides one given in the URL."
+    )
+    tls_verify: bool = Field(default=True, description="Verify the server's TLS certificate.")
+    tls_ca_cert: Path | None = Field(default=None, description="CA bundle for TLS verification.")
+    connect_timeout: Annotated[float, Field(gt=0)] = Field(
+        default=10.0, description="Seconds to wait for a server connection."
+    )
+    query_timeout: Annotated[float, Field(gt=0)] = Field(
+        default=300.0, description="Seconds to wait for one query or insert."
+    )
+    pipelines_dir: Path = Field(default=Path("pipelines"), description="Where *_pipeline.py live.")
+    migrations_dir: Path = Field(default=Path("migrations"), description="Where NNNN_*.sql live.")
+    batch_rows: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
+        default=65_536, description="Upper bound on rows per Arrow batch."
+    )
+    log_format: LogFormat = Field(default=LogFormat.AUTO, description="auto, json or console.")
+    log_level: str = Field(default="info", description="debug, info, warning or error.")
+    log_dir: Path | None = Field(
+        default=None,
+        description="If set, each run also writes <log_dir>/<pipeline>/<run_id>.jsonl.",
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.lower()
+        if level not in {"debug", "info", "warning", "error"}:
+            raise ValueError("must be one of debug, info, warning, error")
+        return level
+
+    @field_validator("database")
+    @classmethod
+    def _valid_database(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from runner.warehouse.sql import check_identifier
+
+        return check_identifier(value, what="database")
+
+    def resolve(self, path: Path) -> Path:
+        """Resolve a project-relative path."""
+        return path if path.is_absolute() else (self.project_dir / path).resolve()
+
+    @property
+    def pipelines_path(self) -> Path:
+        """Absolute pipelines directory."""
+        return self.resolve(self.pipelines_dir)
+
+    @property
+    def migrations_path(self) -> Path:
+        """Absolute migrations directory."""
+        return self.resolve(self.migrations_dir)
+
+    @property
+    def effective_warehouse_url(self) -> str:
+        """The URL to connect to, defaulting to an embedded warehouse in the project."""
+        if self.warehouse_url:
+            return self.warehouse_url
+        return f"chdb://{self.resolve(Path('.warehouse') / 'chdb')}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, turning validation errors into one clear line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None

@@ -1,0 +1,1 @@
+"""Ready-made steps: extractors, transformers and loaders, one module per connector family."""

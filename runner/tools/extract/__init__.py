@@ -1,0 +1,1 @@
+"""Extractors: where a pipeline's data comes from."""

@@ -1,0 +1,1 @@
+"""Loaders: where a pipeline's data goes."""

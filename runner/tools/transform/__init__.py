@@ -1,0 +1,1 @@
+"""Transformers: batch-to-batch changes, row-level or vectorised."""

@@ -1,0 +1,1 @@
+"""ClickHouse access: one client for the embedded engine and for servers."""

@@ -1,0 +1,287 @@
+"""The one warehouse client: clickhouse-connect over HTTP(S), or over embedded chDB.
+
+The URL decides the engine (``chdb:///abs/path`` or ``http(s)://user@host:port/db``); the
+rest of the framework sees the same :class:`Warehouse` either way.  ClickHouse errors are
+translated here into the framework's fatal/retriable split, once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from runner.errors import (
+    ConfigError,
+    FatalError,
+    NotReadyError,
+    PipelineError,
+    WarehouseUnavailableError,
+)
+from runner.warehouse.sql import check_identifier, qualified_table
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from runner.settings import Settings
+
+DEFAULT_DATABASE = "analytics"
+
+# ClickHouse error codes worth retrying: timeouts, network, overload, replica trouble.
+RETRIABLE_CODES = frozenset(
+    {
+        3,  # UNEXPECTED_END_OF_FILE
+        159,  # TIMEOUT_EXCEEDED
+        209,  # SOCKET_TIMEOUT
+        210,  # NETWORK_ERROR
+        202,  # TOO_MANY_SIMULTANEOUS_QUERIES
+        242,  # TABLE_IS_READ_ONLY
+        252,  # TOO_MANY_PARTS
+        319,  # UNKNOWN_STATUS_OF_INSERT
+        425,  # SYSTEM_ERROR
+        999,  # KEEPER_EXCEPTION
+        1000,  # POCO_EXCEPTION
+    }
+)
+UNKNOWN_DATABASE = 81
+_CODE = re.compile(r"Code: (\d+)")
+
+
+@dataclass(frozen=True)
+class WarehouseTarget:
+    """Where to connect, parsed from the URL (the password is never part of it)."""
+
+    embedded: bool
+    path: Path | None = None
+    host: str | None = None
+    port: int | None = None
+    username: str | None = None
+    secure: bool = False
+    database: str = DEFAULT_DATABASE
+
+    def describe(self) -> str:
+        """A loggable description, without credentials."""
+        if self.embedded:
+            return f"chdb://{self.path}"
+        scheme = "https" if self.secure else "http"
+        return f"{scheme}://{self.host}:{self.port}/{self.database}"
+
+
+def parse_url(url: str, database: str | None = None) -> tuple[WarehouseTarget, str | None]:
+    """Parse a warehouse URL into a target and an optional password from the URL."""
+    parts = urlsplit(url)
+    if parts.scheme == "chdb":
+        if parts.netloc or not parts.path.startswith("/"):
+            raise ConfigError(
+                f"invalid warehouse URL {url!r}: use chdb:///absolute/path (three slashes)"
+            )
+        target = WarehouseTarget(
+            embedded=True, path=Path(unquote(parts.path)), database=database or DEFAULT_DATABASE
+        )
+        return target, None
+    if parts.scheme in {"http", "https"}:
+        if not parts.hostname:
+            raise ConfigError(f"invalid warehouse URL {url!r}: no host")
+        try:
+            port = parts.port or (8443 if parts.scheme == "https" else 8123)
+        except ValueError:
+            raise ConfigError(f"invalid warehouse URL {url!r}: bad port") from None
+        path_db = parts.path.strip("/") or None
+        db = check_identifier(database or path_db or DEFAULT_DATABASE, what="database")
+        target = WarehouseTarget(
+            embedded=False,
+            host=parts.hostname,
+            port=port,
+            username=unquote(parts.username) if parts.username else "default",
+            secure=parts.scheme == "https",
+            database=db,
+        )
+        return target, unquote(parts.password) if parts.password else None
+    raise ConfigError(
+        f"invalid warehouse URL {url!r}: scheme must be chdb, http or https"
+    )
+
+
+def translate_error(exc: BaseException, action: str) -> PipelineError:
+    """Map a clickhouse-connect exception to the framework's fatal/retriable split."""
+    from clickhouse_connect.driver import exceptions as ch
+
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    match = _CODE.search(message)
+    code = int(match.group(1)) if match else None
+    if isinstance(exc, ch.OperationalError) or (code is not None and code in RETRIABLE_CODES):
+        return WarehouseUnavailableError(f"{action}: {message}")
+    return FatalError(f"{action}: {message}")
+
+
+class Warehouse:
+    """A connected ClickHouse, embedded or server, with errors already translated."""
+
+    def __init__(self, client: Any, target: WarehouseTarget) -> None:
+        self._client = client
+        self.target = target
+
+    @classmethod
+    def connect(cls, settings: Settings, *, ensure_database: bool = False) -> Warehouse:
+        """Open the warehouse the settings point at.
+
+        With ``ensure_database`` the target database is created when missing (migrations
+        do this); otherwise a missing database is a NotReadyError telling to migrate.
+        """
+        target, url_password = parse_url(settings.effective_warehouse_url, settings.database)
+        client = cls._open_client(settings, target, url_password)
+        warehouse = cls(client, target)
+        if ensure_database:
+            warehouse.command(f"CREATE DATABASE IF NOT EXISTS {_quoted(target.database)}")
+        elif not warehouse.database_exists():
+            warehouse.close()
+            raise NotReadyError(
+                f"database {target.database!r} does not exist in {target.describe()}: "
+                "run `runner migrate` first"
+            )
+        client.database = target.database
+        return warehouse
+
+    @staticmethod
+    def _open_client(settings: Settings, target: WarehouseTarget, url_password: str | None) -> Any:
+        try:
+            import clickhouse_connect
+            from clickhouse_connect.driver import exceptions as ch
+        except ImportError as exc:  # pragma: no cover - dependency is mandatory
+            raise ConfigError(f"clickhouse-connect is not installed: {exc}") from None
+        try:
+            if target.embedded:
+                try:
+                    import chdb  # noqa: F401
+                except ImportError:
+                    raise ConfigError(
+                        "the embedded engine needs chDB: pip install 'pipeline-runner[embedded]',"
+                        " or set RUNNER_WAREHOUSE_URL to a ClickHouse server"
+                    ) from None
+                assert target.path is not None
+                target.path.mkdir(parents=True, exist_ok=True)
+                return clickhouse_connect.get_client(interface="chdb", path=str(target.path))
+            password = (
+                settings.clickhouse_password.get_secret_value()
+                if settings.clickhouse_password
+                else url_password or ""
+            )
+            return clickhouse_connect.get_client(
+                host=target.host,
+                port=target.port,
+                username=target.username,
+                password=password,
+                secure=target.secure,
+                verify=settings.tls_verify,
+                ca_cert=str(settings.tls_ca_cert) if settings.tls_ca_cert else None,
+                connect_timeout=settings.connect_timeout,
+                send_receive_timeout=settings.query_timeout,
+                autogenerate_session_id=False,
+            )
+        except ch.Error as exc:
+            raise NotReadyError(
+                f"cannot connect to {target.describe()}: {str(exc).splitlines()[0]}"
+            ) from None
+
+    @property
+    def database(self) -> str:
+        """The database pipelines write to."""
+        return self.target.database
+
+    def table(self, name: str) -> str:
+        """Quoted ``database.table`` for a table name (qualified or not)."""
+        return qualified_table(name, self.database)
+
+    def database_exists(self) -> bool:
+        """Whether the target database exists."""
+        rows = self.query_rows(
+            "SELECT count() FROM system.databases WHERE name = {db:String}",
+            {"db": self.database},
+        )
+        return bool(rows[0][0])
+
+    def command(
+        self,
+        sql: str,
+        parameters: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Run a statement that returns no rows."""
+        try:
+            self._client.command(sql, parameters=parameters, settings=settings)
+        except Exception as exc:
+            raise translate_error(exc, "statement failed") from exc
+
+    def query_rows(
+        self, sql: str, parameters: Mapping[str, Any] | None = None
+    ) -> Sequence[Sequence[Any]]:
+        """Run a small query and return its rows."""
+        try:
+            return self._client.query(sql, parameters=parameters).result_rows  # type: ignore[no-any-return]
+        except Exception as exc:
+            raise translate_error(exc, "query failed") from exc
+
+    def query_arrow(self, sql: str, parameters: Mapping[str, Any] | None = None) -> pa.Table:
+        """Run a query and return all of its result as one Arrow table (small results)."""
+        try:
+            return self._client.query_arrow(sql, parameters=parameters)
+        except Exception as exc:
+            raise translate_error(exc, "query failed") from exc
+
+    @contextmanager
+    def stream_arrow(
+        self,
+        sql: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        max_rows: int = 65_536,
+    ) -> Iterator[Iterator[pa.RecordBatch]]:
+        """Stream a query's result as Arrow batches of at most about ``max_rows`` rows."""
+        try:
+            stream = self._client.query_arrow_stream(
+                sql, parameters=parameters, settings={"max_block_size": max_rows}
+            )
+        except Exception as exc:
+            raise translate_error(exc, "query failed") from exc
+        with stream:
+            yield _translated(stream)
+
+    def insert_arrow(
+        self, table: str, data: pa.RecordBatch | pa.Table, settings: Mapping[str, Any] | None = None
+    ) -> None:
+        """Insert Arrow data into ``table`` (qualified or not)."""
+        import pyarrow as pa
+
+        table_data = pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
+        database, _, name = table.rpartition(".")
+        try:
+            self._client.insert_arrow(
+                check_identifier(name, what="table"),
+                table_data,
+                database=check_identifier(database or self.database, what="database"),
+                settings=dict(settings or {}),
+            )
+        except Exception as exc:
+            raise translate_error(exc, f"insert into {table} failed") from exc
+
+    def close(self) -> None:
+        """Close the connection (the embedded engine stays open for the process)."""
+        try:
+            self._client.close()
+        except Exception:  # noqa: BLE001,S110 - closing must never mask the real outcome
+            pass
+
+
+def _translated(stream: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    try:
+        yield from stream
+    except Exception as exc:
+        raise translate_error(exc, "query failed") from exc
+
+
+def _quoted(name: str) -> str:
+    return f"`{check_identifier(name, what='database')}`"

@@ -1,0 +1,36 @@
+"""Identifier checks and quoting.
+
+Values never go into SQL text: they are bound as query parameters.  Identifiers cannot be
+bound, so they are checked against a strict pattern and back-quoted.
+"""
+
+from __future__ import annotations
+
+import re
+
+from runner.errors import ConfigError
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,205}$")
+
+
+def check_identifier(name: str, *, what: str = "identifier") -> str:
+    """Return ``name`` if it is a plain identifier, else raise a clear ConfigError."""
+    if not _IDENTIFIER.fullmatch(name):
+        raise ConfigError(
+            f"invalid {what} {name!r}: use letters, digits and '_' (not starting with a digit)"
+        )
+    return name
+
+
+def quote_identifier(name: str, *, what: str = "identifier") -> str:
+    """Check and back-quote one identifier."""
+    return f"`{check_identifier(name, what=what)}`"
+
+
+def qualified_table(table: str, default_database: str) -> str:
+    """Quote ``table`` or ``database.table``, filling in the default database."""
+    database, _, name = table.rpartition(".")
+    return (
+        f"{quote_identifier(database or default_database, what='database')}."
+        f"{quote_identifier(name, what='table')}"
+    )
