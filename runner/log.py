@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import threading
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import IO, Any, TextIO
 
@@ -23,7 +24,7 @@ REDACTED = "**********"
 _SECRET_KEYS = ("password", "secret", "token", "authorization", "api_key")
 
 
-def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in event.items():
         if isinstance(value, SecretStr) or (
             isinstance(value, str) and any(word in key.lower() for word in _SECRET_KEYS)
@@ -52,7 +53,9 @@ class RunLogFile:
                 self._file.close()
                 self._file = None
 
-    def __call__(self, _: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    def __call__(
+        self, _: Any, __: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
         """Structlog processor: write the event, pass it on unchanged."""
         if self._file is not None:
             line = json.dumps(event, default=str, ensure_ascii=False)

@@ -65,9 +65,7 @@ def warehouse(runner_settings: Settings) -> Iterator[Warehouse]:
 
 
 @pytest.fixture
-def make_context(
-    runner_settings: Settings, warehouse: Warehouse
-) -> Callable[..., RunContext]:
+def make_context(runner_settings: Settings, warehouse: Warehouse) -> Callable[..., RunContext]:
     """Build a run context on the test database; keyword arguments override defaults."""
 
     def build(**overrides: Any) -> RunContext:

@@ -97,7 +97,7 @@ class RunContext:
 
     @property
     def warehouse(self) -> Warehouse:
-        """This node's warehouse connection, opened on first use."""
+        """The warehouse connection of this node, opened on first use."""
         if self._warehouse is None:
             self._warehouse = self._resources.open_warehouse()
         return self._warehouse
@@ -135,7 +135,9 @@ class RunContext:
                 f"run {self.run_id} of {self.pipeline} was interrupted and stopped between batches"
             )
 
-    def quarantine(self, rows: Iterable[Mapping[str, Any]], reason: str | Iterable[str], step: str) -> int:
+    def quarantine(
+        self, rows: Iterable[Mapping[str, Any]], reason: str | Iterable[str], step: str
+    ) -> int:
         """Store rejected rows with their reason in the quarantine table; returns the count.
 
         ``reason`` is one reason for all rows or one per row.
@@ -152,7 +154,9 @@ class RunContext:
                 "pipeline": [self.pipeline] * len(records),
                 "run_id": [self.run_id] * len(records),
                 "step": [f"{self.node}.{step}"] * len(records),
-                "window_start": pa.array([self.window.start] * len(records), pa.timestamp("ms", "UTC")),
+                "window_start": pa.array(
+                    [self.window.start] * len(records), pa.timestamp("ms", "UTC")
+                ),
                 "window_end": pa.array([self.window.end] * len(records), pa.timestamp("ms", "UTC")),
                 "reason": reasons,
                 "record": records,

@@ -57,13 +57,16 @@ class Registry:
         if self._paths is not None:
             return self._paths
         if not self.directory.is_dir():
-            raise PipelineDefinitionError(f"pipelines directory {_relative(self.directory)} does not exist")
+            raise PipelineDefinitionError(
+                f"pipelines directory {_relative(self.directory)} does not exist"
+            )
         found: dict[str, Path] = {}
         for path in sorted(self._candidates(self.directory)):
             name = path.name.removesuffix(SUFFIX)
             if name in found:
                 raise PipelineDefinitionError(
-                    f"duplicate pipeline name {name!r}: {_relative(found[name])} and {_relative(path)}"
+                    f"duplicate pipeline name {name!r}: "
+                    f"{_relative(found[name])} and {_relative(path)}"
                 )
             found[name] = path
         self._paths = found
@@ -144,8 +147,10 @@ def _import_file(name: str, path: Path, directory: Path) -> ModuleType:
             spec.loader.exec_module(module)
         except RunnerError as exc:
             sys.modules.pop(module_name, None)
-            raise PipelineDefinitionError(f"{_relative(path)}:{_error_line(exc, path)} {exc}") from None
-        except BaseException as exc:  # a module may raise anything, even SystemExit
+            raise PipelineDefinitionError(
+                f"{_relative(path)}:{_error_line(exc, path)} {exc}"
+            ) from None
+        except BaseException as exc:  # noqa: BLE001 - a module may raise anything, even SystemExit
             sys.modules.pop(module_name, None)
             raise PipelineDefinitionError(
                 f"{_relative(path)}:{_error_line(exc, path)} import failed: "
@@ -169,4 +174,3 @@ def _closest(name: str, paths: dict[str, Path]) -> str | None:
 
     matches = difflib.get_close_matches(name, list(paths), n=1)
     return matches[0] if matches else None
-

@@ -1,5 +1,7 @@
-"""The functions pipeline authors declare pipelines with: etl, el, sequential, parallel,
-conditional.  Each validates its arguments at declaration time and returns a Pipeline.
+"""The functions pipeline authors declare pipelines with.
+
+etl, el, sequential, parallel and conditional validate their arguments when the
+pipeline is declared and return a Pipeline.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from runner.pipeline.context import RunContext
 
 
-def _spec(
+def _spec(  # noqa: PLR0917 - private; mirrors the public keyword arguments
     name: str,
     schedule: str | None,
     timezone: str,

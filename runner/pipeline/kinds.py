@@ -237,7 +237,9 @@ class ParallelPipeline(Pipeline):
                     if exc is None:
                         continue
                     if not isinstance(exc, RunnerError):
-                        exc = FatalError(f"{type(exc).__name__}: {exc}", pipeline=futures[future].name)
+                        exc = FatalError(
+                            f"{type(exc).__name__}: {exc}", pipeline=futures[future].name
+                        )
                     failures[futures[future].name] = exc
                     if self.on_failure is FailurePolicy.FAIL_FAST:
                         stop_starting = True
@@ -304,7 +306,9 @@ class ConditionalPipeline(Pipeline):
             ) from exc
         branch = self.branches.get(key, self.default)
         ctx.node_stats.branch = branch.name if branch else None
-        ctx.log.info("condition evaluated", node=ctx.node, value=str(key), branch=ctx.node_stats.branch)
+        ctx.log.info(
+            "condition evaluated", node=ctx.node, value=str(key), branch=ctx.node_stats.branch
+        )
         if branch is None:
             ctx.node_stats.status = "succeeded"
             return

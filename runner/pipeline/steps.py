@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from runner.pipeline.context import RunContext
 
 
-class Step(ABC):
+class Step(ABC):  # noqa: B024 - a shared base, not an interface
     """Common naming for steps; the name appears in logs, stats and errors."""
 
     name: str = ""
@@ -57,14 +57,14 @@ class Transformer(Step):
 class Loader(Step):
     """Writes batches somewhere; told when the stream starts and how it ended."""
 
-    def open(self, ctx: RunContext) -> None:  # noqa: B027 - optional hook
+    def open(self, ctx: RunContext) -> None:
         """Prepare for writing (check the target exists, open files...)."""
 
     @abstractmethod
     def write(self, batch: pa.RecordBatch, ctx: RunContext) -> None:
         """Write one batch."""
 
-    def close(self, ctx: RunContext, *, success: bool) -> None:  # noqa: B027 - optional hook
+    def close(self, ctx: RunContext, *, success: bool) -> None:
         """Finish writing; ``success`` is False when the run failed or was interrupted."""
 
 
@@ -163,6 +163,4 @@ def as_loader(obj: object) -> Loader:
         return obj
     if callable(obj):
         return FunctionLoader(obj)
-    raise PipelineDefinitionError(
-        f"load must be a Loader or a function, not {type(obj).__name__}"
-    )
+    raise PipelineDefinitionError(f"load must be a Loader or a function, not {type(obj).__name__}")

@@ -78,13 +78,15 @@ def stop_on_signals(cancel: threading.Event, log: Any) -> Iterator[None]:
     previous: dict[int, Any] = {}
 
     def handle(signum: int, _frame: FrameType | None) -> None:
-        log.warning("stop requested; finishing the current batch", signal=signal.Signals(signum).name)
+        log.warning(
+            "stop requested; finishing the current batch", signal=signal.Signals(signum).name
+        )
         cancel.set()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        previous[sig] = signal.signal(sig, handle)
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        previous[stop_signal] = signal.signal(stop_signal, handle)
     try:
         yield
     finally:
@@ -150,7 +152,7 @@ def run_pipeline(
             result.status = "succeeded"
         except RunnerError as exc:
             result.status = "cancelled" if isinstance(exc, InterruptedRunError) else "failed"
-            log.error(
+            log.error(  # noqa: TRY400 - the traceback goes to the log only when there is a cause
                 "run failed" if result.status == "failed" else "run cancelled",
                 error=str(exc),
                 error_class=type(exc).__name__,
@@ -161,7 +163,12 @@ def run_pipeline(
             result.duration_seconds = time.monotonic() - started
             resources.close()
             summary = result.as_dict()
-            log.info("run finished", status=result.status, duration_seconds=summary["duration_seconds"], steps=summary["steps"])
+            log.info(
+                "run finished",
+                status=result.status,
+                duration_seconds=summary["duration_seconds"],
+                steps=summary["steps"],
+            )
             if log_file is not None:
                 log_file.close()
         return result

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,9 +101,7 @@ def parse_url(url: str, database: str | None = None) -> tuple[WarehouseTarget, s
             database=db,
         )
         return target, unquote(parts.password) if parts.password else None
-    raise ConfigError(
-        f"invalid warehouse URL {url!r}: scheme must be chdb, http or https"
-    )
+    raise ConfigError(f"invalid warehouse URL {url!r}: scheme must be chdb, http or https")
 
 
 def translate_error(exc: BaseException, action: str) -> PipelineError:
@@ -162,9 +160,9 @@ class Warehouse:
                         "the embedded engine needs chDB: pip install 'pipeline-runner[embedded]',"
                         " or set RUNNER_WAREHOUSE_URL to a ClickHouse server"
                     ) from None
-                assert target.path is not None
-                target.path.mkdir(parents=True, exist_ok=True)
-                return clickhouse_connect.get_client(interface="chdb", path=str(target.path))
+                path = target.path or Path()
+                path.mkdir(parents=True, exist_ok=True)
+                return clickhouse_connect.get_client(interface="chdb", path=str(path))
             password = (
                 settings.clickhouse_password.get_secret_value()
                 if settings.clickhouse_password
@@ -270,10 +268,8 @@ class Warehouse:
 
     def close(self) -> None:
         """Close the connection (the embedded engine stays open for the process)."""
-        try:
+        with suppress(Exception):  # closing must never mask the real outcome
             self._client.close()
-        except Exception:  # noqa: BLE001,S110 - closing must never mask the real outcome
-            pass
 
 
 def _translated(stream: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

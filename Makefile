@@ -1,0 +1,42 @@
+# Two entry points for a fresh machine with Python >= 3.11:
+#   make demo   set up, migrate the embedded warehouse, run the example pipelines, show results
+#   make test   set up, lint, type-check and run the whole test suite with coverage
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-dev
+WINDOW := --start 2026-01-01 --end 2026-01-08
+
+.PHONY: setup demo test lint typecheck pytest clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/runner migrate
+	$(BIN)/runner list
+	$(BIN)/runner run events $(WINDOW)
+	$(BIN)/runner run customers $(WINDOW)
+	$(BIN)/runner run daily_revenue $(WINDOW)
+	$(BIN)/runner run exports $(WINDOW)
+	$(BIN)/python pipelines/demo_report.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check runner tests pipelines benchmarks
+	$(BIN)/ruff format --check runner tests pipelines benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest --cov=runner --cov-report=term --cov-fail-under=85
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) .warehouse logs exports .coverage .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,26 @@
+"""EL: gzip-compressed CSV event files into the MergeTree history table ``events``."""
+
+import pyarrow as pa
+from shop import DATA
+
+from runner import clickhouse_append, el
+from runner.tools.extract.files import read_csv
+
+pipeline = el(
+    "events",
+    schedule="0 * * * *",
+    description="Load shop event files (CSV, gzip) into events (MergeTree)",
+    owner="data-platform",
+    tags=["el", "files"],
+    timeout_seconds=1800,
+    resources={"cpu_request": "250m", "memory_request": "512Mi", "memory_limit": "1Gi"},
+    extract=read_csv(
+        DATA / "events" / "*.csv.gz",
+        column_types={
+            "event_id": pa.uint64(),
+            "customer_id": pa.uint32(),
+            "amount": pa.float64(),
+        },
+    ),
+    load=clickhouse_append("events"),
+)

@@ -1,0 +1,264 @@
+"""The ``runner`` command: parse options, build settings, call one service, exit with its code.
+
+No logic lives here beyond wiring and printing.  Every framework error becomes one line on
+stderr and the exit code its class documents (see runner.errors).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+
+from runner.errors import ConfigError, ExitCode, RunnerError
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="runner",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class Output(StrEnum):
+    """Output formats of listing commands."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+ProjectOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--project-dir",
+        "-C",
+        help="Project root (holds pipelines/ and migrations/). Env: RUNNER_PROJECT_DIR.",
+        show_default=False,
+    ),
+]
+OutputOption = Annotated[Output, typer.Option("--output", "-o", help="text or json.")]
+
+
+def _fail(exc: RunnerError) -> NoReturn:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(int(exc.exit_code))
+
+
+def _guarded(action: Callable[[], T]) -> T:
+    """Run ``action``; turn framework errors into one line and their exit code."""
+    try:
+        return action()
+    except RunnerError as exc:
+        _fail(exc)
+
+
+def _settings(project_dir: Path | None) -> Any:
+    from runner.settings import load_settings
+
+    overrides: dict[str, object] = {}
+    if project_dir is not None:
+        overrides["project_dir"] = project_dir
+    return load_settings(**overrides)
+
+
+def _registry(settings: Any) -> Any:
+    from runner.pipeline.discovery import Registry
+
+    return Registry(settings.pipelines_path)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"runner {version('pipeline-runner')}")
+        raise typer.Exit
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """Run ETL/ELT pipelines into ClickHouse.
+
+    Settings come from RUNNER_* environment variables (see the README). Exit codes:
+    0 ok, 1 run failed, 2 usage, 3 configuration, 4 not ready, 5 already running,
+    75 transient failure (retry), 130 interrupted.
+    """
+
+
+@app.command("list")
+def list_pipelines(project_dir: ProjectOption = None, output: OutputOption = Output.TEXT) -> None:
+    """List every discovered pipeline: name, kind, schedule, description.
+
+    A module that fails to load is reported on stderr (with its file) and makes the exit
+    code 3, but never hides the others.
+    """
+
+    def action() -> int:
+        settings = _settings(project_dir)
+        pipelines, failures = _registry(settings).load_all()
+        rows = [
+            {
+                "name": p.name,
+                "kind": p.kind,
+                "schedule": p.spec.schedule,
+                "timezone": p.spec.timezone,
+                "description": p.spec.description,
+                "owner": p.spec.owner,
+                "tags": list(p.spec.tags),
+            }
+            for p in pipelines
+        ]
+        if output is Output.JSON:
+            errors = [
+                {"name": f.name, "path": str(f.path), "error": str(f.error)} for f in failures
+            ]
+            typer.echo(json.dumps({"pipelines": rows, "errors": errors}, indent=2))
+        else:
+            _print_table(rows, ("name", "kind", "schedule", "description"))
+        for failure in failures:
+            typer.echo(f"error: {failure.error}", err=True)
+        return int(ExitCode.CONFIG) if failures else 0
+
+    code = _guarded(action)
+    if code:
+        raise typer.Exit(code)
+
+
+def _print_table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
+    cells = [[str(r.get(c) or "-") for c in columns] for r in rows]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
+    typer.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in cells:
+        typer.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+@app.command("show")
+def show(
+    name: Annotated[str, typer.Argument(help="Pipeline name (file <name>_pipeline.py).")],
+    project_dir: ProjectOption = None,
+    output: OutputOption = Output.TEXT,
+) -> None:
+    """Show one pipeline's declaration and steps."""
+
+    def action() -> None:
+        settings = _settings(project_dir)
+        described = _registry(settings).load(name).describe()
+        if output is Output.JSON:
+            typer.echo(json.dumps(described, indent=2, default=str))
+        else:
+            _print_tree(described, 0)
+
+    _guarded(action)
+
+
+def _print_tree(node: Any, depth: int) -> None:
+    pad = "  " * depth
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, dict | list) and value:
+                typer.echo(f"{pad}{key}:")
+                _print_tree(value, depth + 1)
+            elif value not in (None, [], {}, ""):
+                typer.echo(f"{pad}{key}: {value}")
+    elif isinstance(node, list):
+        for item in node:
+            if isinstance(item, dict):
+                typer.echo(f"{pad}-")
+                _print_tree(item, depth + 1)
+            else:
+                typer.echo(f"{pad}- {item}")
+
+
+def _parse_params(values: list[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--param {value!r}: expected KEY=VALUE")
+        params[key] = val
+    return params
+
+
+@app.command("run")
+def run(
+    name: Annotated[str, typer.Argument(help="Pipeline name (file <name>_pipeline.py).")],
+    start: Annotated[
+        str | None,
+        typer.Option(help="Window start, ISO 8601 (UTC if no offset). Needs --end."),
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Window end (exclusive), ISO 8601. Needs --start.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Resolve the pipeline and window; touch no data.")
+    ] = False,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="KEY=VALUE visible to steps as ctx.params; repeatable."),
+    ] = None,
+    project_dir: ProjectOption = None,
+) -> None:
+    """Run one pipeline once, for one window (default: the latest scheduled interval).
+
+    Logs are JSON lines on stdout (a console view on a TTY); the last line summarises
+    the run. Only the named pipeline's module is imported.
+    """
+
+    def action() -> None:
+        from runner.log import configure_logging
+        from runner.services.run import run_pipeline
+
+        settings = _settings(project_dir)
+        log_file = configure_logging(settings)
+        params = _parse_params(param or [])
+        run_pipeline(
+            settings,
+            _registry(settings),
+            name,
+            start=start,
+            end=end,
+            dry_run=dry_run,
+            params=params,
+            log_file=log_file,
+        )
+
+    _guarded(action)
+
+
+@app.command("migrate")
+def migrate(project_dir: ProjectOption = None) -> None:
+    """Create the database if needed and apply pending SQL migrations from migrations/."""
+
+    def action() -> None:
+        from runner.log import configure_logging
+        from runner.services.migrate import migrate as migrate_service
+
+        settings = _settings(project_dir)
+        configure_logging(settings)
+        migrate_service(settings)
+
+    _guarded(action)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("error: interrupted", err=True)
+        sys.exit(int(ExitCode.INTERRUPTED))

@@ -1,0 +1,108 @@
+"""Loading into ClickHouse: append into MergeTree, upsert into ReplacingMergeTree.
+
+Every insert carries a deterministic ``insert_deduplication_token`` built from the
+pipeline, the window and the batch number: a retried run of the same window with the
+same input sends the same tokens, and ClickHouse drops the repeated blocks (on
+non-replicated tables that needs ``non_replicated_deduplication_window`` > 0, which the
+example migrations set).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from runner.errors import ConfigError
+from runner.pipeline.steps import Loader
+from runner.warehouse.sql import check_identifier
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from runner.pipeline.context import RunContext
+
+
+def _split_table(table: str) -> tuple[str | None, str]:
+    database, _, name = table.rpartition(".")
+    if database:
+        check_identifier(database, what="database")
+    return database or None, check_identifier(name, what="table")
+
+
+class ClickHouseLoader(Loader):
+    """Shared behaviour: check the table at open, insert each batch with a token."""
+
+    expected_engine: str | None = None
+
+    def __init__(self, table: str, *, deduplicate: bool = True) -> None:
+        self.database, self.table = _split_table(table)
+        self.deduplicate = deduplicate
+        self._batch_number = 0
+
+    @property
+    def target(self) -> str:
+        """``database.table`` as given (unquoted)."""
+        return f"{self.database}.{self.table}" if self.database else self.table
+
+    def describe(self) -> str:
+        """E.g. ``append(events)``."""
+        return f"{self.step_name}({self.target})"
+
+    def open(self, ctx: RunContext) -> None:
+        """Fail early, with a clear message, when the table is missing or of the wrong kind."""
+        self._batch_number = 0
+        database = self.database or ctx.warehouse.database
+        rows = ctx.warehouse.query_rows(
+            "SELECT engine FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+            {"db": database, "t": self.table},
+        )
+        if not rows:
+            raise ConfigError(
+                f"table {database}.{self.table} does not exist: add a migration that creates it "
+                "and run `runner migrate`"
+            )
+        engine = str(rows[0][0])
+        if self.expected_engine and not engine.endswith(self.expected_engine):
+            raise ConfigError(
+                f"{self.step_name} needs a {self.expected_engine} table, but "
+                f"{database}.{self.table} is {engine}"
+            )
+
+    def token(self, ctx: RunContext) -> str:
+        """The deterministic deduplication token of the current batch."""
+        return (
+            f"{ctx.pipeline}/{ctx.node}/{self.target}/"
+            f"{ctx.window.start.isoformat()}/{ctx.window.end.isoformat()}/{self._batch_number}"
+        )
+
+    def write(self, batch: pa.RecordBatch, ctx: RunContext) -> None:
+        """Insert one batch."""
+        self._batch_number += 1
+        settings = {"insert_deduplication_token": self.token(ctx)} if self.deduplicate else {}
+        ctx.warehouse.insert_arrow(self.target, batch, settings=settings)
+
+
+class ClickHouseAppend(ClickHouseLoader):
+    """Append rows (MergeTree history tables)."""
+
+    name = "append"
+
+
+class ClickHouseUpsert(ClickHouseLoader):
+    """Insert new versions of rows into a ReplacingMergeTree; read them back with FINAL.
+
+    The table's ORDER BY is the key and its version column decides which row wins, so
+    re-loading the same rows is harmless.
+    """
+
+    name = "upsert"
+    expected_engine = "ReplacingMergeTree"
+
+
+def clickhouse_append(table: str, *, deduplicate: bool = True) -> ClickHouseAppend:
+    """Append into ``table`` (``name`` or ``database.name``)."""
+    return ClickHouseAppend(table, deduplicate=deduplicate)
+
+
+def clickhouse_upsert(table: str, *, deduplicate: bool = True) -> ClickHouseUpsert:
+    """Upsert into the ReplacingMergeTree ``table``."""
+    return ClickHouseUpsert(table, deduplicate=deduplicate)
