@@ -94,9 +94,14 @@ def main_options(
 ) -> None:
     """Run ETL/ELT pipelines into ClickHouse.
 
-    Settings come from RUNNER_* environment variables (see the README). Exit codes:
-    0 ok, 1 run failed, 2 usage, 3 configuration, 4 not ready, 5 already running,
-    75 transient failure (retry), 130 interrupted.
+    Settings come from RUNNER_* environment variables (see the README).
+
+    \b
+    Exit codes:
+      0 ok                1 run failed        2 usage error
+      3 configuration     4 not ready         5 already running
+      75 transient failure (a retry may succeed)
+      130 interrupted (SIGTERM/SIGINT)
     """
 
 

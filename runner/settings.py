@@ -94,7 +94,10 @@ class Settings(BaseSettings):
             return None
         from runner.warehouse.sql import check_identifier
 
-        return check_identifier(value, what="database")
+        try:
+            return check_identifier(value, what="database")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
 
     def resolve(self, path: Path) -> Path:
         """Resolve a project-relative path."""

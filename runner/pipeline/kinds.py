@@ -8,9 +8,10 @@ with child contexts and aggregate their failures.
 from __future__ import annotations
 
 import contextvars
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -215,34 +216,32 @@ class ParallelPipeline(Pipeline):
     def run(self, ctx: RunContext) -> None:
         """Run the children on a bounded thread pool and aggregate failures."""
         ctx.node_stats.status = "running"
-        stop_starting = False
+        stop_starting = threading.Event()
         failures: dict[str, RunnerError] = {}
 
         def run_child(child: Pipeline) -> None:
-            if stop_starting:
+            if stop_starting.is_set():
                 ctx.stats.setdefault(child.name, StepStats()).status = "skipped"
                 return
-            child.run(ctx.child(child.name))
+            try:
+                child.run(ctx.child(child.name))
+            except BaseException:
+                if self.on_failure is FailurePolicy.FAIL_FAST:
+                    stop_starting.set()
+                raise
 
         with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=ctx.node) as pool:
             futures = {
                 pool.submit(contextvars.copy_context().run, run_child, child): child
                 for child in self.steps
             }
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                for future in done:
-                    exc = future.exception()
-                    if exc is None:
-                        continue
-                    if not isinstance(exc, RunnerError):
-                        exc = FatalError(
-                            f"{type(exc).__name__}: {exc}", pipeline=futures[future].name
-                        )
-                    failures[futures[future].name] = exc
-                    if self.on_failure is FailurePolicy.FAIL_FAST:
-                        stop_starting = True
+            for future, child in futures.items():
+                exc = future.exception()
+                if exc is None:
+                    continue
+                if not isinstance(exc, RunnerError):
+                    exc = FatalError(f"{type(exc).__name__}: {exc}", pipeline=child.name)
+                failures[child.name] = exc
         if not failures:
             ctx.node_stats.status = "succeeded"
             return

@@ -246,7 +246,7 @@ class Warehouse:
         except Exception as exc:
             raise translate_error(exc, "query failed") from exc
         with stream:
-            yield _translated(stream)
+            yield _translated(stream, max_rows)
 
     def insert_arrow(
         self, table: str, data: pa.RecordBatch | pa.Table, settings: Mapping[str, Any] | None = None
@@ -272,9 +272,13 @@ class Warehouse:
             self._client.close()
 
 
-def _translated(stream: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def _translated(stream: Iterator[pa.RecordBatch], max_rows: int) -> Iterator[pa.RecordBatch]:
+    """Re-slice the engine's blocks (max_block_size is only a hint) and translate errors."""
+    from runner.batches import split
+
     try:
-        yield from stream
+        for block in stream:
+            yield from split(block, max_rows)
     except Exception as exc:
         raise translate_error(exc, "query failed") from exc
 

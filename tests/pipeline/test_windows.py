@@ -1,0 +1,70 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from croniter import croniter
+from hypothesis import given
+from hypothesis import strategies as st
+
+from runner.errors import ConfigError
+from runner.pipeline.spec import build_spec
+from runner.pipeline.windows import EPOCH, Window, parse_instant, resolve_window, schedule_window
+
+
+def test_scheduled_window_is_the_latest_whole_interval():
+    now = datetime(2026, 3, 10, 14, 37, tzinfo=UTC)
+    window = schedule_window("0 * * * *", "UTC", now)
+    assert window == Window(
+        datetime(2026, 3, 10, 13, tzinfo=UTC), datetime(2026, 3, 10, 14, tzinfo=UTC)
+    )
+
+
+def test_a_run_at_the_fire_time_owns_the_interval_that_just_ended():
+    now = datetime(2026, 3, 10, 0, 0, 0, 400000, tzinfo=UTC)
+    window = schedule_window("0 0 * * *", "UTC", now)
+    assert window.end == datetime(2026, 3, 10, tzinfo=UTC)
+    assert window.start == datetime(2026, 3, 9, tzinfo=UTC)
+
+
+def test_daily_window_across_a_dst_change_is_23_hours():
+    now = datetime(2026, 3, 30, 12, tzinfo=UTC)
+    window = schedule_window("0 0 * * *", "Europe/Berlin", now)
+    assert window.end - window.start == timedelta(hours=23)
+    assert window.end == datetime(2026, 3, 29, 22, tzinfo=UTC)  # midnight CEST
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2090, 1, 1), timezones=st.just(UTC)
+    ),
+    st.sampled_from(["*/5 * * * *", "0 * * * *", "30 2 * * *", "0 0 1 * *", "0 6 * * 1"]),
+)
+def test_scheduled_windows_end_at_or_before_now_and_tile(now, cron):
+    window = schedule_window(cron, "UTC", now)
+    assert window.end <= now
+    next_fire = croniter(cron, window.end).get_next(datetime)
+    nxt = schedule_window(cron, "UTC", next_fire)
+    assert nxt.start == window.end  # consecutive windows neither overlap nor leave gaps
+
+
+def test_explicit_bounds_and_defaults():
+    spec = build_spec(name="x", schedule="0 * * * *")
+    window = resolve_window(spec, start="2026-01-01", end="2026-01-02T00:00:00+01:00")
+    assert window.start == datetime(2026, 1, 1, tzinfo=UTC)
+    assert window.end == datetime(2026, 1, 1, 23, tzinfo=UTC)
+    manual = resolve_window(build_spec(name="x"), now=datetime(2026, 1, 1, tzinfo=UTC))
+    assert manual.start == EPOCH
+    assert str(window) == "2026-01-01T00:00:00+00:00/2026-01-01T23:00:00+00:00"
+    assert window.contains(datetime(2026, 1, 1, 5, tzinfo=UTC))
+
+
+def test_bad_bounds_are_clear_config_errors():
+    spec = build_spec(name="x")
+    with pytest.raises(ConfigError, match="together"):
+        resolve_window(spec, start="2026-01-01")
+    with pytest.raises(ConfigError, match="--end: 'tomorrow' is not an ISO 8601"):
+        resolve_window(spec, start="2026-01-01", end="tomorrow")
+    with pytest.raises(ConfigError, match="is not before end"):
+        resolve_window(spec, start="2026-01-02", end="2026-01-01")
+    with pytest.raises(ConfigError, match="time-zone aware"):
+        Window(datetime(2026, 1, 1), datetime(2026, 1, 2))  # noqa: DTZ001
+    assert parse_instant("2026-01-01T10:00", option="--start").tzinfo is UTC
