@@ -49,6 +49,11 @@ def test_upsert_keeps_the_latest_version(warehouse, make_context):
     )
     rows = warehouse.query_rows("SELECT id, name FROM latest FINAL ORDER BY id")
     assert rows == [(1, "n1-1"), (2, "n2-2"), (3, "n3-2")]
+    unversioned = pa.record_batch({"id": pa.array([1], pa.uint64()), "name": ["x"]})
+    with pytest.raises(ConfigError, match="batches need the version column 'version'"):
+        el("v3", extract=[unversioned], load=clickhouse_upsert("latest")).run(
+            make_context(pipeline="v3")
+        )
 
 
 def test_loaders_check_the_target_table(warehouse, make_context):

@@ -9,6 +9,7 @@ example migrations set).
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from runner.errors import ConfigError
@@ -91,11 +92,35 @@ class ClickHouseUpsert(ClickHouseLoader):
     """Insert new versions of rows into a ReplacingMergeTree; read them back with FINAL.
 
     The table's ORDER BY is the key and its version column decides which row wins, so
-    re-loading the same rows is harmless.
+    re-loading the same rows is harmless.  Every batch must carry the version column.
     """
 
     name = "upsert"
     expected_engine = "ReplacingMergeTree"
+
+    def __init__(self, table: str, *, deduplicate: bool = True) -> None:
+        super().__init__(table, deduplicate=deduplicate)
+        self.version_column: str | None = None
+
+    def open(self, ctx: RunContext) -> None:
+        """Check the engine and learn its version column."""
+        super().open(ctx)
+        rows = ctx.warehouse.query_rows(
+            "SELECT engine_full FROM system.tables WHERE database = {db:String} "
+            "AND name = {t:String}",
+            {"db": self.database or ctx.warehouse.database, "t": self.table},
+        )
+        match = re.search(r"ReplacingMergeTree\(\s*`?(\w+)`?", str(rows[0][0]))
+        self.version_column = match.group(1) if match else None
+
+    def write(self, batch: pa.RecordBatch, ctx: RunContext) -> None:
+        """Insert one batch, refusing batches without the version column."""
+        if self.version_column and self.version_column not in batch.schema.names:
+            raise ConfigError(
+                f"upsert into {self.target}: batches need the version column "
+                f"{self.version_column!r}; got {', '.join(batch.schema.names)}"
+            )
+        super().write(batch, ctx)
 
 
 def clickhouse_append(table: str, *, deduplicate: bool = True) -> ClickHouseAppend:
