@@ -92,7 +92,7 @@ def main_options(
         ),
     ] = False,
 ) -> None:
-    """Run ETL/ELT pipelines into ClickHouse.
+    r"""Run ETL/ELT pipelines into ClickHouse.
 
     Settings come from RUNNER_* environment variables (see the README).
 

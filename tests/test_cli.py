@@ -246,4 +246,5 @@ def test_help_and_version_are_fast_and_useful():
         assert command in result.stdout
     assert "runner 0." in CliRunner().invoke(app, ["--version"]).stdout
     run_help = CliRunner().invoke(app, ["run", "--help"]).stdout
-    assert "--start" in run_help and "--dry-run" in run_help
+    assert "--start" in run_help
+    assert "--dry-run" in run_help

@@ -37,11 +37,11 @@ def test_file_names_versions_and_placeholders(tmp_path):
     with pytest.raises(ConfigError, match=r"0011_bad.sql:2: unknown placeholder \{\{nope\}\}"):
         discover(tmp_path)[-1].statements({"database": "d"})
     (tmp_path / "0002_again.sql").write_text("SELECT 1")
-    with pytest.raises(ConfigError, match="version 2 is also used by"):
+    with pytest.raises(ConfigError, match=r"version 2 is also used by"):
         discover(tmp_path)
     (tmp_path / "0002_again.sql").unlink()
     (tmp_path / "V3__flyway.sql").write_text("SELECT 1")
-    with pytest.raises(ConfigError, match="V3__flyway.sql: migration files are named NNNN_"):
+    with pytest.raises(ConfigError, match=r"V3__flyway\.sql: migration files are named NNNN_"):
         discover(tmp_path)
     assert discover(tmp_path / "missing") == []
 

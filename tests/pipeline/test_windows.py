@@ -66,5 +66,5 @@ def test_bad_bounds_are_clear_config_errors():
     with pytest.raises(ConfigError, match="is not before end"):
         resolve_window(spec, start="2026-01-02", end="2026-01-01")
     with pytest.raises(ConfigError, match="time-zone aware"):
-        Window(datetime(2026, 1, 1), datetime(2026, 1, 2))  # noqa: DTZ001
+        Window(datetime(2026, 1, 1), datetime(2026, 1, 2))
     assert parse_instant("2026-01-01T10:00", option="--start").tzinfo is UTC

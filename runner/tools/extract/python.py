@@ -23,7 +23,7 @@ class IterableSource(Extractor):
     def __init__(self, items: Iterable[Any] | Callable[[], Iterable[Any]]) -> None:
         self.items = items
 
-    def extract(self, ctx: RunContext) -> Iterable[Any]:
+    def extract(self, ctx: RunContext) -> Iterable[Any]:  # noqa: ARG002 - interface
         """Yield the items."""
         items = self.items() if callable(self.items) else self.items
         yield from items
