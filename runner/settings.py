@@ -26,6 +26,15 @@ class LogFormat(StrEnum):
     CONSOLE = "console"
 
 
+class LockBackend(StrEnum):
+    """Where run and migration locks live."""
+
+    AUTO = "auto"  # a Lease inside Kubernetes, a file lock elsewhere
+    FILE = "file"
+    LEASE = "lease"
+    NONE = "none"
+
+
 class Settings(BaseSettings):
     """Everything a run needs to know about its environment.
 
@@ -72,6 +81,29 @@ class Settings(BaseSettings):
     batch_rows: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
         default=65_536, description="Upper bound on rows per Arrow batch."
     )
+    state_database: str = Field(
+        default="pipeline_runner",
+        description="Database of the framework's own tables (migration history, runs, state).",
+    )
+    cluster: str | None = Field(
+        default=None,
+        description="ClickHouse cluster name: DDL runs ON CLUSTER and history is replicated.",
+    )
+    lock_backend: LockBackend = Field(
+        default=LockBackend.AUTO, description="auto, file, lease or none."
+    )
+    lock_dir: Path = Field(default=Path(".warehouse/locks"), description="Directory of file locks.")
+    lock_ttl_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=60.0, description="A lock not renewed for this long is taken over (Lease)."
+    )
+    lease_namespace: str | None = Field(
+        default=None,
+        description="Namespace of lock Leases; default: the pod's own namespace.",
+    )
+    identity: str | None = Field(
+        default=None,
+        description="Who holds locks and applies migrations; default: $POD_NAME or the host name.",
+    )
     log_format: LogFormat = Field(default=LogFormat.AUTO, description="auto, json or console.")
     log_level: str = Field(default="info", description="debug, info, warning or error.")
     log_dir: Path | None = Field(
@@ -87,7 +119,7 @@ class Settings(BaseSettings):
             raise ValueError("must be one of debug, info, warning, error")
         return level
 
-    @field_validator("database")
+    @field_validator("database", "state_database", "cluster")
     @classmethod
     def _valid_database(cls, value: str | None) -> str | None:
         if value is None:
@@ -112,6 +144,20 @@ class Settings(BaseSettings):
     def migrations_path(self) -> Path:
         """Absolute migrations directory."""
         return self.resolve(self.migrations_dir)
+
+    @property
+    def lock_path(self) -> Path:
+        """Absolute directory of file locks."""
+        return self.resolve(self.lock_dir)
+
+    @property
+    def holder_identity(self) -> str:
+        """The identity recorded for locks and migrations: pod name or host, and pid."""
+        import os
+        import socket
+
+        base = self.identity or os.environ.get("POD_NAME") or socket.gethostname()
+        return f"{base}/{os.getpid()}"
 
     @property
     def effective_warehouse_url(self) -> str:
