@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+
+from runner.errors import RunnerError
 from runner.settings import load_settings
 from runner.warehouse.client import Warehouse
 
@@ -30,4 +33,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except RunnerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(int(exc.exit_code))

@@ -91,7 +91,8 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> RunLo
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[settings.log_level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        # Without an explicit stream, each logger looks up sys.stdout when it is created.
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
     return tee

@@ -25,14 +25,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from runner.log import get_logger
-from runner.migrate.apply import apply_pending
+from runner.migrate.apply import Migrator
 from runner.migrate.framework import ensure_framework_tables
 from runner.pipeline.context import RunContext, RunResources
 from runner.pipeline.windows import Window
 from runner.settings import Settings
 from runner.warehouse.client import Warehouse
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """Undo a test's logging configuration (its stdout may be closed afterwards)."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")
@@ -44,10 +52,12 @@ def warehouse_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def runner_settings(warehouse_path: Path, tmp_path: Path) -> Settings:
     """Settings on a fresh database of the session warehouse."""
+    database = f"test_{secrets.token_hex(6)}"
     return Settings(
         project_dir=tmp_path,
         warehouse_url=f"chdb://{warehouse_path}",
-        database=f"test_{secrets.token_hex(6)}",
+        database=database,
+        state_database=f"{database}_state",
         log_format="json",  # type: ignore[arg-type]
     )
 
@@ -58,8 +68,11 @@ def warehouse(runner_settings: Settings) -> Iterator[Warehouse]:
     wh = Warehouse.connect(runner_settings, ensure_database=True)
     ensure_framework_tables(wh)
     if runner_settings.migrations_path.is_dir():
-        apply_pending(wh, runner_settings.migrations_path)
+        Migrator(
+            wh, runner_settings.migrations_path, state_database=runner_settings.state_database
+        ).apply()
     yield wh
+    wh.command(f"DROP DATABASE IF EXISTS `{runner_settings.state_database}`")
     wh.command(f"DROP DATABASE IF EXISTS `{wh.database}`")
     wh.close()
 

@@ -24,6 +24,11 @@ class Statement:
     sql: str
     line: int
 
+    @property
+    def checksum(self) -> str:
+        """sha256 of the statement with white space folded (what resuming compares)."""
+        return hashlib.sha256(" ".join(self.sql.split()).encode("utf-8")).hexdigest()
+
 
 @dataclass(frozen=True)
 class MigrationFile:
@@ -39,6 +44,11 @@ class MigrationFile:
         """sha256 of the text with line endings and trailing blanks normalised."""
         normalised = "\n".join(line.rstrip() for line in self.text.strip().splitlines())
         return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
+
+    @property
+    def raw_statements(self) -> list[Statement]:
+        """The file's statements as written (placeholders unfilled)."""
+        return split_statements(self.text)
 
     def statements(self, values: dict[str, str]) -> list[Statement]:
         """The file's statements with placeholders replaced by ``values``."""
@@ -77,6 +87,15 @@ def discover(directory: Path) -> list[MigrationFile]:
             )
         found[version] = MigrationFile(version, match.group(2), path, path.read_text("utf-8"))
     return [found[v] for v in sorted(found)]
+
+
+def head_version(directory: Path) -> int:
+    """The newest migration version in ``directory`` (0 when there is none).
+
+    This is the schema version the code expects; a database behind it is not ready.
+    """
+    files = discover(directory)
+    return files[-1].version if files else 0
 
 
 def split_statements(text: str) -> list[Statement]:

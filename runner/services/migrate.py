@@ -1,34 +1,193 @@
-"""``runner migrate``: bring the warehouse to the schema of this code."""
+"""``runner migrate``: bring the warehouse to the schema of this code, safely and repeatably.
+
+Every entry point takes the migration lock first, so any number of hook Jobs, pods or
+laptops can run it at once: one applies, the others wait and then find nothing to do.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
+from runner.errors import NotReadyError
 from runner.log import get_logger
-from runner.migrate.apply import Applied, apply_pending
+from runner.migrate.apply import Applied, FileState, FileStatus, Migrator
+from runner.migrate.files import head_version
 from runner.migrate.framework import ensure_framework_tables
 from runner.warehouse.client import Warehouse
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from runner.settings import Settings
 
 
-def migrate(settings: Settings) -> list[Applied]:
-    """Create the database if needed and apply pending migrations."""
-    warehouse = Warehouse.connect(settings, ensure_database=True)
-    log = get_logger(database=warehouse.database, warehouse=warehouse.target.describe())
-    try:
-        ensure_framework_tables(warehouse)
-        applied = apply_pending(warehouse, settings.migrations_path)
-    finally:
-        warehouse.close()
-    for item in applied:
-        log.info(
-            "migration applied",
-            version=item.version,
-            name=item.name,
-            statements=item.statements,
-            seconds=round(item.seconds, 3),
+@dataclass
+class MigrationReport:
+    """What ``migrate``/``status``/``repair`` found or did."""
+
+    head: int
+    current: int
+    files: list[FileStatus] = field(default_factory=list)
+    applied: list[Applied] = field(default_factory=list)
+    rendered: dict[int, list[str]] = field(default_factory=dict)
+
+    @property
+    def at_head(self) -> bool:
+        """Whether every file is applied unchanged."""
+        return all(
+            f.state is FileState.APPLIED for f in self.files if f.state is not FileState.MISSING
         )
-    log.info("migrations up to date", applied=len(applied))
-    return applied
+
+    def as_dict(self) -> dict[str, Any]:
+        """For ``--output json``."""
+        return {
+            "head": self.head,
+            "current": self.current,
+            "at_head": self.at_head,
+            "files": [f.as_dict() for f in self.files],
+        }
+
+
+def connect_when_ready(settings: Settings, wait_seconds: float) -> Warehouse:
+    """Connect (creating the target database), retrying with backoff up to ``wait_seconds``.
+
+    The migration hook Job may start before or alongside ClickHouse.
+    """
+    if wait_seconds <= 0:
+        return Warehouse.connect(settings, ensure_database=True)
+    from tenacity import (
+        Retrying,
+        retry_if_exception_type,
+        stop_after_delay,
+        wait_exponential,
+    )
+
+    log = get_logger()
+    retrying = Retrying(
+        retry=retry_if_exception_type(NotReadyError),
+        stop=stop_after_delay(wait_seconds),
+        wait=wait_exponential(multiplier=0.5, max=10),
+        reraise=True,
+        before_sleep=lambda state: log.warning(
+            "warehouse not ready; retrying",
+            attempt=state.attempt_number,
+            error=str(state.outcome.exception()) if state.outcome else None,
+        ),
+    )
+    return retrying(Warehouse.connect, settings, ensure_database=True)
+
+
+def _with_migrator(
+    settings: Settings,
+    action: Callable[[Migrator], MigrationReport],
+    *,
+    wait_ready: float = 0.0,
+    lock_wait: float = 0.0,
+    locked: bool = True,
+) -> MigrationReport:
+    warehouse = connect_when_ready(settings, wait_ready)
+    migrator = Migrator(
+        warehouse,
+        settings.migrations_path,
+        state_database=settings.state_database,
+        cluster=settings.cluster,
+        applied_by=settings.holder_identity,
+    )
+    lock = None
+    try:
+        if locked:
+            from runner.state.locks import make_lock
+
+            lock = make_lock(settings, f"migrate:{warehouse.database}")
+            lock.acquire(wait_seconds=lock_wait)
+        return action(migrator)
+    finally:
+        if lock is not None:
+            lock.release()
+        warehouse.close()
+
+
+def _report(migrator: Migrator, settings: Settings) -> MigrationReport:
+    files = migrator.status()
+    current = max((f.version for f in files if f.state is FileState.APPLIED), default=0)
+    return MigrationReport(
+        head=head_version(settings.migrations_path), current=current, files=files
+    )
+
+
+def migrate(
+    settings: Settings,
+    *,
+    to: int | None = None,
+    dry_run: bool = False,
+    wait_ready: float = 0.0,
+    lock_wait: float = 300.0,
+) -> MigrationReport:
+    """Apply pending migrations (up to ``to``); with ``dry_run`` only plan and render."""
+    log = get_logger(database=settings.database)
+
+    def action(migrator: Migrator) -> MigrationReport:
+        if dry_run:
+            report = _report(migrator, settings)
+            for status in migrator.plan(to):
+                report.rendered[status.version] = [s.sql for s in migrator.rendered(status)]
+            return report
+        ensure_framework_tables(migrator.warehouse)
+        applied = migrator.apply(to)
+        for item in applied:
+            log.info(
+                "migration applied",
+                version=item.version,
+                name=item.name,
+                statements=item.statements,
+                resumed_at_statement=item.resumed_at if item.resumed_at > 1 else None,
+                seconds=round(item.seconds, 3),
+            )
+        report = _report(migrator, settings)
+        report.applied = applied
+        log.info("migrations done", applied=len(applied), current=report.current, head=report.head)
+        return report
+
+    return _with_migrator(
+        settings, action, wait_ready=wait_ready, lock_wait=lock_wait, locked=not dry_run
+    )
+
+
+def status(settings: Settings, *, wait_ready: float = 0.0) -> MigrationReport:
+    """Each file's state against the history (no lock, nothing written)."""
+    return _with_migrator(
+        settings, lambda m: _report(m, settings), wait_ready=wait_ready, locked=False
+    )
+
+
+def repair(settings: Settings, *, lock_wait: float = 300.0) -> MigrationReport:
+    """Record the current checksums of changed files as applied."""
+    log = get_logger(database=settings.database)
+
+    def action(migrator: Migrator) -> MigrationReport:
+        repaired = migrator.repair()
+        for item in repaired:
+            log.warning(
+                "migration checksum repaired",
+                version=item.version,
+                name=item.name,
+                recorded=item.recorded_checksum,
+                now=item.checksum,
+            )
+        return _report(migrator, settings)
+
+    return _with_migrator(settings, action, lock_wait=lock_wait)
+
+
+def schema_gate(settings: Settings, warehouse: Warehouse) -> None:
+    """Refuse to run against a database whose schema is behind this code's migrations."""
+    from runner.migrate.history import History
+
+    head = head_version(settings.migrations_path)
+    current = History(warehouse, settings.state_database, settings.cluster).current_version()
+    if current < head:
+        raise NotReadyError(
+            f"database schema is at migration {current}, this code needs {head}: "
+            "run `runner migrate`"
+        )

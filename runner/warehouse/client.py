@@ -22,7 +22,7 @@ from runner.errors import (
     PipelineError,
     WarehouseUnavailableError,
 )
-from runner.warehouse.sql import check_identifier, qualified_table
+from runner.warehouse.sql import check_identifier, on_cluster, qualified_table
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -134,7 +134,10 @@ class Warehouse:
         client = cls._open_client(settings, target, url_password)
         warehouse = cls(client, target)
         if ensure_database:
-            warehouse.command(f"CREATE DATABASE IF NOT EXISTS {_quoted(target.database)}")
+            warehouse.command(
+                f"CREATE DATABASE IF NOT EXISTS {_quoted(target.database)}"
+                f"{on_cluster(settings.cluster)}"
+            )
         elif not warehouse.database_exists():
             warehouse.close()
             raise NotReadyError(

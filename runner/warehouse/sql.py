@@ -34,3 +34,8 @@ def qualified_table(table: str, default_database: str) -> str:
         f"{quote_identifier(database or default_database, what='database')}."
         f"{quote_identifier(name, what='table')}"
     )
+
+
+def on_cluster(cluster: str | None) -> str:
+    """`` ON CLUSTER `name` `` for DDL on a cluster, or nothing on a single node."""
+    return f" ON CLUSTER {quote_identifier(cluster, what='cluster')}" if cluster else ""

@@ -1,0 +1,38 @@
+"""Named exclusive locks for migrations and runs, on the backend the environment calls for.
+
+``make_lock(settings, name)`` picks it: a Kubernetes Lease inside a cluster (pods on many
+nodes), an ``flock`` file elsewhere (one machine, the embedded warehouse), or nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from runner.settings import LockBackend
+from runner.state.locks.base import Holder, Lock, NullLock, lock_key
+from runner.state.locks.file import FileLock
+from runner.state.locks.lease import LeaseLock
+
+if TYPE_CHECKING:
+    from runner.settings import Settings
+
+__all__ = ["FileLock", "Holder", "LeaseLock", "Lock", "NullLock", "lock_key", "make_lock"]
+
+
+def make_lock(settings: Settings, name: str) -> Lock:
+    """The lock named ``name`` on ``settings.lock_backend``.
+
+    ``auto`` means a Lease when running in a pod (``KUBERNETES_SERVICE_HOST`` is set,
+    as the kubelet does for every container) and a file lock under ``lock_path`` otherwise.
+    """
+    lock_key(name)  # reject an empty name whatever the backend
+    backend = settings.lock_backend
+    if backend is LockBackend.AUTO:
+        in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+        backend = LockBackend.LEASE if in_cluster else LockBackend.FILE
+    if backend is LockBackend.LEASE:
+        return LeaseLock.from_settings(settings, name)
+    if backend is LockBackend.FILE:
+        return FileLock(name, settings.lock_path, identity=settings.holder_identity)
+    return NullLock(name)
