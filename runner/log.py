@@ -33,6 +33,14 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
     return event
 
 
+_LEADING_KEYS = ("ts", "level", "event", "pipeline", "run_id", "window_start", "window_end")
+
+
+def _leading_keys_first(_: Any, __: str, event: MutableMapping[str, Any]) -> dict[str, Any]:
+    """Put time, level, message and run identity first, so lines read well in a terminal."""
+    return {**{k: event[k] for k in _LEADING_KEYS if k in event}, **event}
+
+
 class RunLogFile:
     """Copies every rendered event of a run, as JSON, into a per-run ``.jsonl`` file."""
 
@@ -85,6 +93,7 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> RunLo
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
             _redact,
             structlog.processors.format_exc_info,
+            _leading_keys_first,
             tee,
             renderer,
         ],
