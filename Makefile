@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 WINDOW := --start 2026-01-01 --end 2026-01-08
 
-.PHONY: setup demo test lint typecheck pytest clean
+.PHONY: setup demo test lint typecheck pytest bench clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,9 @@ pytest: $(STAMP)
 	$(BIN)/pytest --cov=runner --cov-report=term --cov-fail-under=85
 
 test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/startup.py --json benchmarks/startup.json
 
 clean:
 	rm -rf $(VENV) .warehouse logs exports .coverage .pytest_cache .mypy_cache .ruff_cache

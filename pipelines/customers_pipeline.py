@@ -8,13 +8,14 @@ from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, PositiveInt
-from runner.tools.transform.dedupe import dedupe
-from runner.tools.transform.rows import map_rows
-from runner.tools.transform.validate import validate
-from shop import DATA
 
 from runner import clickhouse_upsert, etl
 from runner.tools.extract.files import read_jsonl
+from runner.tools.transform.dedupe import dedupe
+from runner.tools.transform.rows import map_rows
+from runner.tools.transform.validate import validate
+
+from shop import DATA
 
 
 class Customer(BaseModel):

@@ -1,10 +1,11 @@
 """EL: gzip-compressed CSV event files into the MergeTree history table ``events``."""
 
 import pyarrow as pa
-from shop import DATA
 
 from runner import clickhouse_append, el
 from runner.tools.extract.files import read_csv
+
+from shop import DATA
 
 pipeline = el(
     "events",

@@ -11,10 +11,10 @@ sequential
 
 from datetime import timedelta
 
-from shop import daily_revenue
-
 from runner import RunContext, clickhouse_query, conditional, el, parallel, sequential
 from runner.tools.load.files import write_jsonl, write_parquet
+
+from shop import daily_revenue
 
 EXPORT_DIR = "exports/{pipeline}/{window_start}"
 
