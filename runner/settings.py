@@ -70,11 +70,11 @@ class Settings(BaseSettings):
     )
     tls_verify: bool = Field(default=True, description="Verify the server's TLS certificate.")
     tls_ca_cert: Path | None = Field(default=None, description="CA bundle for TLS verification.")
-    connect_timeout: Annotated[float, Field(gt=0)] = Field(
-        default=10.0, description="Seconds to wait for a server connection."
+    connect_timeout: Annotated[int, Field(ge=1)] = Field(
+        default=10, description="Whole seconds to wait for a server connection."
     )
-    query_timeout: Annotated[float, Field(gt=0)] = Field(
-        default=300.0, description="Seconds to wait for one query or insert."
+    query_timeout: Annotated[int, Field(ge=1)] = Field(
+        default=300, description="Whole seconds to wait for one query or insert."
     )
     pipelines_dir: Path = Field(default=Path("pipelines"), description="Where *_pipeline.py live.")
     migrations_dir: Path = Field(default=Path("migrations"), description="Where NNNN_*.sql live.")

@@ -260,3 +260,39 @@ def test_cli_status_json_and_exit_codes(runner_settings, tmp_path):
     assert runner.invoke(app, ["migrate", "repair"], env=env).exit_code == 0
     assert runner.invoke(app, ["migrate", "status"], env=env).exit_code == 0
     assert FileState.APPLIED.value == "applied"
+
+
+def test_a_held_migration_lock_refuses_with_the_holder(runner_settings, tmp_path, warehouse):
+    from runner.errors import AlreadyRunningError
+    from runner.state.locks import make_lock
+
+    settings = runner_settings.model_copy(update={"lock_backend": "file"})
+    other = make_lock(
+        settings.model_copy(update={"identity": "hook-job-7"}), f"migrate:{warehouse.database}"
+    )
+    other.acquire()
+    try:
+        with pytest.raises(AlreadyRunningError, match="hook-job-7"):
+            migrate(settings, lock_wait=0.2)
+    finally:
+        other.release()
+    migrate(settings, lock_wait=0.2)
+
+
+def test_wait_ready_retries_then_gives_up_clearly(tmp_path):
+    import socket
+    import time
+
+    from runner.services.migrate import connect_when_ready
+    from runner.settings import Settings
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = Settings(
+        project_dir=tmp_path, warehouse_url=f"http://127.0.0.1:{port}/db", connect_timeout=1
+    )
+    started = time.monotonic()
+    with pytest.raises(NotReadyError, match=f"cannot connect to http://127.0.0.1:{port}/db"):
+        connect_when_ready(settings, wait_seconds=1.5)
+    assert 1.0 <= time.monotonic() - started < 15

@@ -28,11 +28,11 @@ def make_lock(settings: Settings, name: str) -> Lock:
     """
     lock_key(name)  # reject an empty name whatever the backend
     backend = settings.lock_backend
-    if backend is LockBackend.AUTO:
+    if backend == LockBackend.AUTO:
         in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
         backend = LockBackend.LEASE if in_cluster else LockBackend.FILE
-    if backend is LockBackend.LEASE:
+    if backend == LockBackend.LEASE:
         return LeaseLock.from_settings(settings, name)
-    if backend is LockBackend.FILE:
+    if backend == LockBackend.FILE:
         return FileLock(name, settings.lock_path, identity=settings.holder_identity)
     return NullLock(name)
