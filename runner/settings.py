@@ -104,6 +104,28 @@ class Settings(BaseSettings):
         default=None,
         description="Who holds locks and applies migrations; default: $POD_NAME or the host name.",
     )
+    heartbeat_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=30.0, description="How often a running run records that it is alive."
+    )
+    stale_after_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=300.0, description="A 'running' run without heartbeat this long is dead."
+    )
+    stop_grace_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=25.0,
+        description="After SIGTERM, how long to wait for the current batch before exiting.",
+    )
+    retry_attempts: Annotated[int, Field(ge=1, le=20)] = Field(
+        default=4, description="Attempts for a warehouse call that fails transiently."
+    )
+    retry_max_wait_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=30.0, description="Longest backoff between two attempts."
+    )
+    trigger: str = Field(
+        default="manual", description="Recorded with each run: schedule, manual or backfill."
+    )
+    image_version: str | None = Field(
+        default=None, description="Recorded with each run; default: the package version."
+    )
     log_format: LogFormat = Field(default=LogFormat.AUTO, description="auto, json or console.")
     log_level: str = Field(default="info", description="debug, info, warning or error.")
     log_dir: Path | None = Field(
@@ -118,6 +140,13 @@ class Settings(BaseSettings):
         if level not in {"debug", "info", "warning", "error"}:
             raise ValueError("must be one of debug, info, warning, error")
         return level
+
+    @field_validator("trigger")
+    @classmethod
+    def _known_trigger(cls, value: str) -> str:
+        if value not in {"schedule", "manual", "backfill"}:
+            raise ValueError("must be one of schedule, manual, backfill")
+        return value
 
     @field_validator("database", "state_database", "cluster")
     @classmethod

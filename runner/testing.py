@@ -66,7 +66,7 @@ def runner_settings(warehouse_path: Path, tmp_path: Path) -> Settings:
 def warehouse(runner_settings: Settings) -> Iterator[Warehouse]:
     """A connected warehouse whose database exists (and is dropped afterwards)."""
     wh = Warehouse.connect(runner_settings, ensure_database=True)
-    ensure_framework_tables(wh)
+    ensure_framework_tables(wh, runner_settings.state_database)
     if runner_settings.migrations_path.is_dir():
         Migrator(
             wh, runner_settings.migrations_path, state_database=runner_settings.state_database

@@ -154,6 +154,8 @@ def test_dry_run_touches_nothing(env):
     ],
 )
 def test_errors_are_one_line_with_documented_codes(env, args, code, message):
+    if args[1] == "failing":
+        assert invoke(env, "migrate").exit_code == 0
     result = invoke(env, *args)
     assert result.exit_code == code, result.output
     assert message in result.stderr
@@ -213,6 +215,7 @@ def test_subprocess_config_errors_exit_3_without_traceback(
 
 
 def test_sigterm_stops_between_batches_and_exits_interrupted(process_env):
+    assert runner_process(process_env, "migrate").returncode == 0
     proc = subprocess.Popen(
         [sys.executable, "-m", "runner", "run", "slow"],
         env={**os.environ, **process_env},

@@ -1,40 +1,160 @@
 import threading
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from runner.errors import InterruptedRunError
+from runner.errors import AlreadyRunningError, FatalError, InterruptedRunError
 from runner.pipeline.discovery import Registry
 from runner.services.run import new_run_id, run_pipeline
+from runner.state.locks import make_lock
+from runner.state.runs import RunHistory, new_record
+from runner.state.watermarks import WINDOW_END_KEY, StateStore
 
-
-@pytest.fixture
-def registry(tmp_path):
-    (tmp_path / "rows_pipeline.py").write_text(
+PIPELINES = {
+    "rows": (
         "from runner import el\n"
         "OUT = []\n"
         "def extract(ctx):\n"
         "    for i in range(int(ctx.params.get('n', '5'))):\n"
         "        yield {'i': i}\n"
+        "    if ctx.params.get('fail'):\n"
+        "        raise ValueError('source broke')\n"
+        "    ctx.state.set('cursor', int(ctx.params.get('n', '5')))\n"
         "pipeline = el('rows', schedule='*/10 * * * *', extract=extract, load=OUT.extend)\n"
-    )
-    return Registry(tmp_path)
+    ),
+    "inc": (
+        "from runner import el\n"
+        "SEEN = []\n"
+        "def extract(ctx):\n"
+        "    SEEN.append((ctx.window.start, ctx.window.end))\n"
+        "    return []\n"
+        "pipeline = el('inc', schedule='0 * * * *', incremental=True, extract=extract,"
+        " load=lambda b: None)\n"
+    ),
+    "per_window": (
+        "from runner import el\n"
+        "pipeline = el('per_window', concurrent_windows=True, extract=[{'i': 1}],"
+        " load=lambda b: None)\n"
+    ),
+}
 
 
-def test_run_returns_a_result_with_stats(runner_settings, registry):
-    result = run_pipeline(runner_settings, registry, "rows", params={"n": "7"})
+@pytest.fixture
+def registry(tmp_path):
+    directory = tmp_path / "pipelines"
+    directory.mkdir()
+    for name, body in PIPELINES.items():
+        (directory / f"{name}_pipeline.py").write_text(body)
+    return Registry(directory)
+
+
+@pytest.fixture
+def settings(runner_settings):
+    return runner_settings.model_copy(update={"lock_backend": "file", "heartbeat_seconds": 0.05})
+
+
+def test_run_is_recorded_with_stats_and_commits_state(settings, registry, warehouse):
+    result = run_pipeline(settings, registry, "rows", params={"n": "7"})
     assert result.status == "succeeded"
     assert result.steps["rows"].rows_loaded == 7
     assert (result.window.end - result.window.start).total_seconds() == 600
-    data = result.as_dict()
-    assert data["steps"]["rows"]["rows_extracted"] == 7
-    assert data["window_start"] < data["window_end"]
+    [record] = RunHistory(warehouse, settings.state_database).recent("rows")
+    assert (record.run_id, record.status, record.rows_loaded) == (result.run_id, "succeeded", 7)
+    assert record.trigger == "manual"
+    assert record.window_end == result.window.end
+    assert record.finished_at is not None
+    assert record.steps["rows"]["rows_extracted"] == 7
+    state = StateStore(warehouse, settings.state_database).load("rows")
+    assert state == {"cursor": 7, WINDOW_END_KEY: result.window.end.isoformat()}
 
 
-def test_a_cancelled_run_raises_interrupted(runner_settings, registry):
+def test_state_advances_only_on_success(settings, registry, warehouse):
+    run_pipeline(settings, registry, "rows", params={"n": "3"})
+    with pytest.raises(FatalError, match="ValueError: source broke"):
+        run_pipeline(settings, registry, "rows", params={"n": "9", "fail": "1"})
+    assert StateStore(warehouse, settings.state_database).load("rows")["cursor"] == 3
+    failed = RunHistory(warehouse, settings.state_database).recent("rows")[0]
+    assert failed.status == "failed"
+    assert failed.error_class == "FatalError"
+    assert "source broke" in failed.error_message
+
+
+def test_a_second_run_of_the_same_pipeline_is_refused_naming_the_holder(
+    settings, registry, warehouse
+):
+    holder = make_lock(settings.model_copy(update={"identity": "cron-pod-1"}), "run:rows")
+    holder.acquire()
+    try:
+        with pytest.raises(AlreadyRunningError, match="cron-pod-1"):
+            run_pipeline(settings, registry, "rows")
+    finally:
+        holder.release()
+    run_pipeline(settings, registry, "rows")
+
+
+def test_concurrent_windows_lock_per_window(settings, registry, warehouse):
+    held = make_lock(settings, "run:per_window:2026-01-01T00:00:00+00:00")
+    held.acquire()
+    try:
+        with pytest.raises(AlreadyRunningError):
+            run_pipeline(settings, registry, "per_window", start="2026-01-01", end="2026-01-02")
+        other = run_pipeline(settings, registry, "per_window", start="2026-01-02", end="2026-01-03")
+        assert other.status == "succeeded"
+    finally:
+        held.release()
+
+
+def test_incremental_windows_start_at_the_watermark(settings, registry, warehouse):
+    store = StateStore(warehouse, settings.state_database)
+    mark = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=5)
+    store.save("inc", {WINDOW_END_KEY: mark.isoformat()}, "seed")
+    first = run_pipeline(settings, registry, "inc")
+    assert first.window.start == mark
+    assert first.window.end == mark + timedelta(hours=5)
+    second = run_pipeline(settings, registry, "inc")
+    assert second.status == "skipped"
+    assert second.window is None
+
+
+def test_a_dead_run_is_marked_failed_by_the_next_one(settings, registry, warehouse):
+    history = RunHistory(warehouse, settings.state_database)
+    ghost = new_record(
+        run_id="ghost",
+        pipeline="rows",
+        trigger="schedule",
+        window=run_pipeline(settings, registry, "rows", dry_run=True).window,
+        image_version="x",
+    )
+    ghost.heartbeat_at = datetime.now(UTC) - timedelta(hours=1)
+    ghost.started_at = ghost.heartbeat_at
+    history.write(ghost)
+    run_pipeline(settings, registry, "rows")
+    records = {r.run_id: r for r in history.recent("rows")}
+    assert records["ghost"].status == "failed"
+    assert records["ghost"].error_class == "LostRun"
+
+
+def test_a_cancelled_run_is_recorded_and_releases_its_lock(settings, registry, warehouse):
     cancel = threading.Event()
     cancel.set()
     with pytest.raises(InterruptedRunError):
-        run_pipeline(runner_settings, registry, "rows", cancel=cancel)
+        run_pipeline(settings, registry, "rows", cancel=cancel)
+    assert RunHistory(warehouse, settings.state_database).recent("rows")[0].status == "cancelled"
+    lock = make_lock(settings, "run:rows")
+    lock.acquire()
+    lock.release()
+
+
+def test_heartbeats_are_written_while_running(settings, registry, warehouse, tmp_path):
+    (tmp_path / "pipelines" / "slowish_pipeline.py").write_text(
+        "import time\nfrom runner import el\n"
+        "def extract():\n    for i in range(5):\n        time.sleep(0.06)\n        yield [{'i': i}]\n"
+        "pipeline = el('slowish', extract=extract, load=lambda b: None)\n"
+    )
+    result = run_pipeline(settings, Registry(tmp_path / "pipelines"), "slowish")
+    [record] = RunHistory(warehouse, settings.state_database).recent("slowish")
+    assert record.run_id == result.run_id
+    assert record.heartbeat_at - record.started_at >= timedelta(seconds=0.05)
 
 
 def test_run_ids_sort_by_time_and_are_unique():

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import InterruptedRunError
+from runner.state.watermarks import RunState
 
 if TYPE_CHECKING:
     from runner.pipeline.windows import Window
@@ -80,6 +81,7 @@ class RunContext:
         cancel: threading.Event | None = None,
         stats: dict[str, StepStats] | None = None,
         node: str | None = None,
+        state: RunState | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.node = node or pipeline
@@ -91,6 +93,7 @@ class RunContext:
         self.cancel = cancel or threading.Event()
         self.stats = stats if stats is not None else {}
         self.log = log
+        self.state = state if state is not None else RunState({})
         self._resources = resources
         self._warehouse: Warehouse | None = None
         self.stats.setdefault(self.node, StepStats())
@@ -126,6 +129,7 @@ class RunContext:
             cancel=self.cancel,
             stats=self.stats,
             node=node,
+            state=self.state,
         )
 
     def check_cancelled(self) -> None:

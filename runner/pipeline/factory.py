@@ -35,8 +35,10 @@ def _spec(  # noqa: PLR0917 - private; mirrors the public keyword arguments
     tags: Iterable[str],
     timeout_seconds: int | None,
     resources: Resources | Mapping[str, str] | None,
+    **flags: bool,
 ) -> Any:
     return build_spec(
+        **flags,
         name=name,
         schedule=schedule,
         timezone=timezone,
@@ -61,9 +63,22 @@ def etl(
     tags: Iterable[str] = (),
     timeout_seconds: int | None = None,
     resources: Resources | Mapping[str, str] | None = None,
+    incremental: bool = False,
+    concurrent_windows: bool = False,
 ) -> Pipeline:
     """Extract → transforms → load."""
-    spec = _spec(name, schedule, timezone, description, owner, tags, timeout_seconds, resources)
+    spec = _spec(
+        name,
+        schedule,
+        timezone,
+        description,
+        owner,
+        tags,
+        timeout_seconds,
+        resources,
+        incremental=incremental,
+        concurrent_windows=concurrent_windows,
+    )
     transforms = list(transform) if isinstance(transform, list | tuple) else [transform]
     return FlowPipeline(
         spec,
@@ -86,9 +101,22 @@ def el(
     tags: Iterable[str] = (),
     timeout_seconds: int | None = None,
     resources: Resources | Mapping[str, str] | None = None,
+    incremental: bool = False,
+    concurrent_windows: bool = False,
 ) -> Pipeline:
     """Extract → load, data unchanged."""
-    spec = _spec(name, schedule, timezone, description, owner, tags, timeout_seconds, resources)
+    spec = _spec(
+        name,
+        schedule,
+        timezone,
+        description,
+        owner,
+        tags,
+        timeout_seconds,
+        resources,
+        incremental=incremental,
+        concurrent_windows=concurrent_windows,
+    )
     return FlowPipeline(spec, as_extractor(extract), [], as_loader(load), kind="el")
 
 

@@ -10,7 +10,14 @@ import re
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from runner.errors import PipelineDefinitionError
 
@@ -70,6 +77,23 @@ class PipelineSpec(BaseModel):
         default=None, description="Hard limit for one run (the Job's activeDeadlineSeconds)."
     )
     resources: Resources = Field(default_factory=Resources)
+    incremental: bool = Field(
+        default=False,
+        description="Start each window where the last successful one ended (the watermark).",
+    )
+    concurrent_windows: bool = Field(
+        default=False,
+        description="Lock per window instead of per pipeline, so distinct windows may overlap.",
+    )
+
+    @model_validator(mode="after")
+    def _lock_scope(self) -> PipelineSpec:
+        if self.incremental and self.concurrent_windows:
+            raise ValueError(
+                "incremental pipelines cannot run windows concurrently (each window starts "
+                "where the previous one ended)"
+            )
+        return self
 
     @field_validator("schedule")
     @classmethod

@@ -75,16 +75,24 @@ def resolve_window(
     start: str | None = None,
     end: str | None = None,
     now: datetime | None = None,
-) -> Window:
+    watermark: datetime | None = None,
+) -> Window | None:
     """The window of a run: explicit bounds, else the schedule's, else up to now.
 
-    A pipeline without a schedule (manual only) covers everything up to now by default.
+    An incremental pipeline starts at its watermark (the end of its last successful
+    window) and runs up to the schedule's latest fire time (or now); ``None`` means the
+    watermark is already there and there is nothing to do.  A pipeline without a schedule
+    (manual only) covers everything up to now by default.
     """
     moment = now or datetime.now(UTC)
     if start is not None or end is not None:
         if start is None or end is None:
             raise ConfigError("--start and --end must be given together")
         return Window(parse_instant(start, option="--start"), parse_instant(end, option="--end"))
-    if spec.schedule:
-        return schedule_window(spec.schedule, spec.timezone, moment)
+    scheduled = schedule_window(spec.schedule, spec.timezone, moment) if spec.schedule else None
+    if spec.incremental and watermark is not None:
+        until = scheduled.end if scheduled else moment
+        return Window(watermark, until) if watermark < until else None
+    if scheduled:
+        return scheduled
     return Window(EPOCH, moment)

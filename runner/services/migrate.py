@@ -133,7 +133,7 @@ def migrate(
             for status in migrator.plan(to):
                 report.rendered[status.version] = [s.sql for s in migrator.rendered(status)]
             return report
-        ensure_framework_tables(migrator.warehouse)
+        ensure_framework_tables(migrator.warehouse, settings.state_database, settings.cluster)
         applied = migrator.apply(to)
         for item in applied:
             log.info(
@@ -178,16 +178,3 @@ def repair(settings: Settings, *, lock_wait: float = 300.0) -> MigrationReport:
         return _report(migrator, settings)
 
     return _with_migrator(settings, action, lock_wait=lock_wait)
-
-
-def schema_gate(settings: Settings, warehouse: Warehouse) -> None:
-    """Refuse to run against a database whose schema is behind this code's migrations."""
-    from runner.migrate.history import History
-
-    head = head_version(settings.migrations_path)
-    current = History(warehouse, settings.state_database, settings.cluster).current_version()
-    if current < head:
-        raise NotReadyError(
-            f"database schema is at migration {current}, this code needs {head}: "
-            "run `runner migrate`"
-        )

@@ -1,11 +1,21 @@
-"""Running one pipeline once: window, identity, signals, logging, and the outcome.
+"""Running one pipeline once: gate, lock, window, record, run, commit, release.
 
-The CLI calls :func:`run_pipeline` with everything it needs passed in; tests call it the
-same way with their own settings, registry and warehouse factory.
+Order matters for the guarantees:
+
+1. the schema gate refuses a database behind the code (exit 4);
+2. the lock (per pipeline, or per window) is taken before the window is read from the
+   watermark, so two runs never compute overlapping windows (exit 5 when held);
+3. the run is recorded as running and a heartbeat keeps it alive; a run that dies
+   without finishing is marked failed by the next run;
+4. staged state (watermarks) is committed only after the run succeeded;
+5. the lock is released whatever happened.  SIGTERM stops between batches; if the current
+   batch does not finish within the grace period the process records the cancellation,
+   releases the lock and exits 130 anyway.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import signal
 import threading
@@ -13,22 +23,26 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from runner.errors import InterruptedRunError, RunnerError
+from runner.errors import ExitCode, InterruptedRunError, RunnerError
 from runner.log import get_logger
 from runner.pipeline.context import RunContext, RunResources, StepStats
 from runner.pipeline.windows import Window, resolve_window
+from runner.state.watermarks import WINDOW_END_KEY, RunState, StateStore
 
 if TYPE_CHECKING:
     from types import FrameType
 
     from runner.log import RunLogFile
     from runner.pipeline.discovery import Registry
+    from runner.pipeline.kinds import Pipeline
     from runner.settings import Settings
+    from runner.state.locks import Lock
+    from runner.state.runs import RunHistory, RunRecord
     from runner.warehouse.client import Warehouse
 
 
@@ -38,7 +52,7 @@ class RunResult:
 
     pipeline: str
     run_id: str
-    window: Window
+    window: Window | None
     status: str
     duration_seconds: float = 0.0
     steps: dict[str, StepStats] = field(default_factory=dict)
@@ -49,8 +63,8 @@ class RunResult:
         out: dict[str, Any] = {
             "pipeline": self.pipeline,
             "run_id": self.run_id,
-            "window_start": self.window.start.isoformat(),
-            "window_end": self.window.end.isoformat(),
+            "window_start": self.window.start.isoformat() if self.window else None,
+            "window_end": self.window.end.isoformat() if self.window else None,
             "status": self.status,
             "duration_seconds": round(self.duration_seconds, 3),
             "steps": {k: v.as_dict() for k, v in self.steps.items()},
@@ -67,31 +81,94 @@ def new_run_id(now: datetime | None = None) -> str:
 
 
 @contextmanager
-def stop_on_signals(cancel: threading.Event, log: Any) -> Iterator[None]:
-    """First SIGTERM/SIGINT asks the run to stop between batches; a second one is not caught.
+def stop_on_signals(
+    cancel: threading.Event,
+    log: Any,
+    *,
+    grace_seconds: float,
+    on_deadline: Callable[[], None],
+) -> Iterator[None]:
+    """First SIGTERM/SIGINT asks the run to stop between batches.
 
-    Only the main thread may install handlers; elsewhere this is a no-op.
+    If the run has not stopped ``grace_seconds`` later, ``on_deadline`` runs (it records,
+    releases and exits).  A second signal is not caught.  Only the main thread may
+    install handlers; elsewhere this is a no-op.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous: dict[int, Any] = {}
+    timer: list[threading.Timer] = []
 
     def handle(signum: int, _frame: FrameType | None) -> None:
         log.warning(
-            "stop requested; finishing the current batch", signal=signal.Signals(signum).name
+            "stop requested; finishing the current batch",
+            signal=signal.Signals(signum).name,
+            grace_seconds=grace_seconds,
         )
         cancel.set()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        deadline = threading.Timer(grace_seconds, on_deadline)
+        deadline.daemon = True
+        deadline.start()
+        timer.append(deadline)
 
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         previous[stop_signal] = signal.signal(stop_signal, handle)
     try:
         yield
     finally:
+        for deadline in timer:
+            deadline.cancel()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+class Heartbeat:
+    """Re-records a running run every ``interval`` seconds; stops the run if its lock is lost."""
+
+    def __init__(
+        self,
+        history: RunHistory,
+        record: RunRecord,
+        steps: dict[str, StepStats],
+        interval: float,
+        lock: Lock,
+        cancel: threading.Event,
+    ) -> None:
+        self._history = history
+        self._record = record
+        self._steps = steps
+        self._interval = interval
+        self._lock = lock
+        self._cancel = cancel
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _beat(self) -> None:
+        from runner.state.runs import apply_stats
+
+        log = get_logger()
+        while not self._stop.wait(self._interval):
+            lost = getattr(self._lock, "lost", None)
+            if isinstance(lost, threading.Event) and lost.is_set():
+                log.error("run lock lost; stopping the run between batches")
+                self._cancel.set()
+            self._record.heartbeat_at = datetime.now(UTC)
+            apply_stats(self._record, self._steps)
+            try:
+                self._history.write(self._record)
+            except RunnerError as exc:
+                log.warning("heartbeat not recorded", error=str(exc))
 
 
 def run_pipeline(
@@ -109,66 +186,206 @@ def run_pipeline(
 ) -> RunResult:
     """Run pipeline ``name`` once; raises a RunnerError (already logged) on failure."""
     pipeline = registry.load(name)
-    window = resolve_window(pipeline.spec, start=start, end=end)
     run_id = new_run_id()
-    started = time.monotonic()
+    if start is not None or end is not None:  # bad bounds fail before anything connects
+        resolve_window(pipeline.spec, start=start, end=end)
+    if dry_run:
+        window = resolve_window(pipeline.spec, start=start, end=end)
+        result = RunResult(name, run_id, window, "planned", plan=pipeline.describe())
+        with _bound(name, run_id, window):
+            get_logger().info("dry run: nothing read or written", plan=result.plan)
+        return result
+    if connect is None:
+        from runner.warehouse.client import Warehouse
+
+        def connect() -> Warehouse:
+            return Warehouse.connect(settings)
+
+    resources = RunResources(connect=connect)
+    try:
+        return _run(settings, pipeline, run_id, start, end, params, resources, log_file, cancel)
+    finally:
+        resources.close()
+
+
+def _run(
+    settings: Settings,
+    pipeline: Pipeline,
+    run_id: str,
+    start: str | None,
+    end: str | None,
+    params: Mapping[str, str] | None,
+    resources: RunResources,
+    log_file: RunLogFile | None,
+    cancel: threading.Event | None,
+) -> RunResult:
+    from runner.migrate.gate import schema_gate
+    from runner.state.locks import make_lock
+    from runner.state.runs import RunHistory
+
+    name = pipeline.name
+    spec = pipeline.spec
+    warehouse = resources.open_warehouse()
+    schema_gate(settings, warehouse)
+    store = StateStore(warehouse, settings.state_database)
+    lock: Lock | None = None
+    if not spec.concurrent_windows:
+        lock = make_lock(settings, f"run:{name}")
+        lock.acquire()
+    try:
+        committed = store.load(name)
+        mark = committed.get(WINDOW_END_KEY)
+        watermark = datetime.fromisoformat(mark) if isinstance(mark, str) else None
+        window = resolve_window(spec, start=start, end=end, watermark=watermark)
+        if window is None:
+            with _bound(name, run_id, None):
+                get_logger().info("nothing to do: the watermark is up to date", watermark=mark)
+            return RunResult(name, run_id, None, "skipped")
+        if lock is None:
+            lock = make_lock(settings, f"run:{name}:{window.start.isoformat()}")
+            lock.acquire()
+        history = RunHistory(warehouse, settings.state_database)
+        with _bound(name, run_id, window):
+            return _execute(
+                settings,
+                pipeline,
+                run_id,
+                window,
+                params,
+                resources,
+                log_file,
+                cancel,
+                history=history,
+                store=store,
+                committed=committed,
+                lock=lock,
+            )
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _execute(
+    settings: Settings,
+    pipeline: Pipeline,
+    run_id: str,
+    window: Window,
+    params: Mapping[str, str] | None,
+    resources: RunResources,
+    log_file: RunLogFile | None,
+    cancel: threading.Event | None,
+    *,
+    history: RunHistory,
+    store: StateStore,
+    committed: dict[str, Any],
+    lock: Lock,
+) -> RunResult:
+    from runner.state.runs import apply_stats, new_record
+
+    name = pipeline.name
+    log = get_logger()
     result = RunResult(pipeline=name, run_id=run_id, window=window, status="running")
+    started = time.monotonic()
+    stale = history.mark_stale(name, timedelta(seconds=settings.stale_after_seconds))
+    for lost in stale:
+        log.warning("earlier run died without finishing; marked failed", lost_run_id=lost.run_id)
+    record = new_record(
+        run_id=run_id,
+        pipeline=name,
+        trigger=settings.trigger,
+        window=window,
+        image_version=settings.image_version or _package_version(),
+    )
+    history.write(record)
+    ctx = RunContext(
+        pipeline=name,
+        run_id=run_id,
+        window=window,
+        settings=settings,
+        resources=resources,
+        log=log,
+        params=params,
+        cancel=cancel,
+        stats=result.steps,
+        state=RunState(committed),
+    )
+
+    def finish(status: str, error: RunnerError | None = None) -> None:
+        result.status = status
+        result.duration_seconds = time.monotonic() - started
+        record.status = status
+        record.finished_at = datetime.now(UTC)
+        apply_stats(record, result.steps)
+        if error is not None:
+            record.error_class = type(error).__name__
+            record.error_message = str(error)
+        history.write(record)
+
+    def hard_stop() -> None:
+        log.error(
+            "run did not stop within the grace period; exiting",
+            grace_seconds=settings.stop_grace_seconds,
+        )
+        try:
+            finish("cancelled", InterruptedRunError("stopped after the grace period"))
+        finally:
+            lock.release()
+            os._exit(int(ExitCode.INTERRUPTED))
+
+    if log_file is not None and settings.log_dir is not None:
+        log_file.open(settings.resolve(settings.log_dir) / name / f"{run_id}.jsonl")
+    log.info("run started", kind=pipeline.kind, trigger=settings.trigger, params=dict(params or {}))
+    try:
+        with (
+            stop_on_signals(
+                ctx.cancel, log, grace_seconds=settings.stop_grace_seconds, on_deadline=hard_stop
+            ),
+            Heartbeat(history, record, result.steps, settings.heartbeat_seconds, lock, ctx.cancel),
+        ):
+            pipeline.run(ctx)
+        store.save(name, {**ctx.state.staged, WINDOW_END_KEY: window.end.isoformat()}, run_id)
+        finish("succeeded")
+    except RunnerError as exc:
+        status = "cancelled" if isinstance(exc, InterruptedRunError) else "failed"
+        log.error(  # noqa: TRY400 - the traceback goes to the log only when there is a cause
+            "run failed" if status == "failed" else "run cancelled",
+            error=str(exc),
+            error_class=type(exc).__name__,
+            exc_info=exc.__cause__ is not None,
+        )
+        try:
+            finish(status, exc)
+        except RunnerError as record_error:
+            log.error("run outcome not recorded", error=str(record_error))
+        raise
+    finally:
+        summary = result.as_dict()
+        log.info(
+            "run finished",
+            status=result.status,
+            duration_seconds=summary["duration_seconds"],
+            steps=summary["steps"],
+        )
+        if log_file is not None:
+            log_file.close()
+    return result
+
+
+@contextmanager
+def _bound(name: str, run_id: str, window: Window | None) -> Iterator[None]:
     with structlog.contextvars.bound_contextvars(
         pipeline=name,
         run_id=run_id,
-        window_start=window.start.isoformat(),
-        window_end=window.end.isoformat(),
+        window_start=window.start.isoformat() if window else None,
+        window_end=window.end.isoformat() if window else None,
     ):
-        log = get_logger()
-        if dry_run:
-            result.status = "planned"
-            result.plan = pipeline.describe()
-            log.info("dry run: nothing read or written", plan=result.plan)
-            return result
-        if connect is None:
-            from runner.warehouse.client import Warehouse
+        yield
 
-            def connect() -> Warehouse:
-                return Warehouse.connect(settings)
 
-        resources = RunResources(connect=connect)
-        ctx = RunContext(
-            pipeline=name,
-            run_id=run_id,
-            window=window,
-            settings=settings,
-            resources=resources,
-            log=log,
-            params=params,
-            cancel=cancel,
-            stats=result.steps,
-        )
-        if log_file is not None and settings.log_dir is not None:
-            log_file.open(settings.resolve(settings.log_dir) / name / f"{run_id}.jsonl")
-        log.info("run started", kind=pipeline.kind, params=dict(params or {}))
-        try:
-            with stop_on_signals(ctx.cancel, log):
-                pipeline.run(ctx)
-            result.status = "succeeded"
-        except RunnerError as exc:
-            result.status = "cancelled" if isinstance(exc, InterruptedRunError) else "failed"
-            log.error(  # noqa: TRY400 - the traceback goes to the log only when there is a cause
-                "run failed" if result.status == "failed" else "run cancelled",
-                error=str(exc),
-                error_class=type(exc).__name__,
-                exc_info=exc.__cause__ is not None,
-            )
-            raise
-        finally:
-            result.duration_seconds = time.monotonic() - started
-            resources.close()
-            summary = result.as_dict()
-            log.info(
-                "run finished",
-                status=result.status,
-                duration_seconds=summary["duration_seconds"],
-                steps=summary["steps"],
-            )
-            if log_file is not None:
-                log_file.close()
-        return result
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pipeline-runner")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"

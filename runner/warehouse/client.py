@@ -8,11 +8,11 @@ translated here into the framework's fatal/retriable split, once.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from runner.errors import (
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from runner.settings import Settings
 
 DEFAULT_DATABASE = "analytics"
+T = TypeVar("T")
 
 # ClickHouse error codes worth retrying: timeouts, network, overload, replica trouble.
 RETRIABLE_CODES = frozenset(
@@ -49,6 +50,24 @@ RETRIABLE_CODES = frozenset(
 )
 UNKNOWN_DATABASE = 81
 _CODE = re.compile(r"Code: (\d+)")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How transient warehouse errors are retried: exponential backoff, bounded."""
+
+    attempts: int = 4
+    base_wait: float = 0.5
+    max_wait: float = 30.0
+
+
+def _log_retry(action: str, attempt: int, state: Any) -> None:
+    from runner.log import get_logger
+
+    error = state.outcome.exception() if state.outcome else None
+    get_logger().warning(
+        "transient warehouse error; retrying", action=action, attempt=attempt, error=str(error)
+    )
 
 
 @dataclass(frozen=True)
@@ -119,9 +138,12 @@ def translate_error(exc: BaseException, action: str) -> PipelineError:
 class Warehouse:
     """A connected ClickHouse, embedded or server, with errors already translated."""
 
-    def __init__(self, client: Any, target: WarehouseTarget) -> None:
+    def __init__(
+        self, client: Any, target: WarehouseTarget, retry: RetryPolicy | None = None
+    ) -> None:
         self._client = client
         self.target = target
+        self.retry = retry or RetryPolicy()
 
     @classmethod
     def connect(cls, settings: Settings, *, ensure_database: bool = False) -> Warehouse:
@@ -132,7 +154,10 @@ class Warehouse:
         """
         target, url_password = parse_url(settings.effective_warehouse_url, settings.database)
         client = cls._open_client(settings, target, url_password)
-        warehouse = cls(client, target)
+        retry = RetryPolicy(
+            attempts=settings.retry_attempts, max_wait=settings.retry_max_wait_seconds
+        )
+        warehouse = cls(client, target, retry)
         if ensure_database:
             warehouse.command(
                 f"CREATE DATABASE IF NOT EXISTS {_quoted(target.database)}"
@@ -205,6 +230,33 @@ class Warehouse:
         )
         return bool(rows[0][0])
 
+    def _call(self, action: str, call: Callable[[], T]) -> T:
+        """Run ``call`` with errors translated; transient ones retried with backoff.
+
+        Retrying an insert is safe: the same deduplication token is sent again.
+        """
+        from tenacity import (
+            Retrying,
+            retry_if_exception_type,
+            stop_after_attempt,
+            wait_exponential,
+        )
+
+        def attempt() -> T:
+            try:
+                return call()
+            except Exception as exc:
+                raise translate_error(exc, action) from exc
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(WarehouseUnavailableError),
+            stop=stop_after_attempt(self.retry.attempts),
+            wait=wait_exponential(multiplier=self.retry.base_wait, max=self.retry.max_wait),
+            reraise=True,
+            before_sleep=lambda state: _log_retry(action, state.attempt_number, state),
+        )
+        return retrying(attempt)
+
     def command(
         self,
         sql: str,
@@ -212,26 +264,23 @@ class Warehouse:
         settings: Mapping[str, Any] | None = None,
     ) -> None:
         """Run a statement that returns no rows."""
-        try:
-            self._client.command(sql, parameters=parameters, settings=settings)
-        except Exception as exc:
-            raise translate_error(exc, "statement failed") from exc
+        self._call(
+            "statement failed",
+            lambda: self._client.command(sql, parameters=parameters, settings=settings),
+        )
 
     def query_rows(
         self, sql: str, parameters: Mapping[str, Any] | None = None
     ) -> Sequence[Sequence[Any]]:
         """Run a small query and return its rows."""
-        try:
-            return self._client.query(sql, parameters=parameters).result_rows  # type: ignore[no-any-return]
-        except Exception as exc:
-            raise translate_error(exc, "query failed") from exc
+        result = self._call("query failed", lambda: self._client.query(sql, parameters=parameters))
+        return result.result_rows  # type: ignore[no-any-return]
 
     def query_arrow(self, sql: str, parameters: Mapping[str, Any] | None = None) -> pa.Table:
         """Run a query and return all of its result as one Arrow table (small results)."""
-        try:
-            return self._client.query_arrow(sql, parameters=parameters)
-        except Exception as exc:
-            raise translate_error(exc, "query failed") from exc
+        return self._call(
+            "query failed", lambda: self._client.query_arrow(sql, parameters=parameters)
+        )
 
     @contextmanager
     def stream_arrow(
@@ -259,15 +308,14 @@ class Warehouse:
 
         table_data = pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
         database, _, name = table.rpartition(".")
-        try:
-            self._client.insert_arrow(
-                check_identifier(name, what="table"),
-                table_data,
-                database=check_identifier(database or self.database, what="database"),
-                settings=dict(settings or {}),
-            )
-        except Exception as exc:
-            raise translate_error(exc, f"insert into {table} failed") from exc
+        table_name = check_identifier(name, what="table")
+        database_name = check_identifier(database or self.database, what="database")
+        self._call(
+            f"insert into {table} failed",
+            lambda: self._client.insert_arrow(
+                table_name, table_data, database=database_name, settings=dict(settings or {})
+            ),
+        )
 
     def close(self) -> None:
         """Close the connection (the embedded engine stays open for the process)."""

@@ -1,0 +1,221 @@
+"""Run history: one logical row per run in ``<state_database>.runs``.
+
+The table is a ReplacingMergeTree keyed by (pipeline, run_id); every update (start,
+heartbeat, finish) inserts a full row with a newer ``updated_at`` and reads use FINAL.
+A run whose heartbeat stopped (SIGKILL, node loss) is detected by age and marked failed
+by the next run of the same pipeline, and shown as such by ``runner status``.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from runner.warehouse.sql import on_cluster, qualified_table
+
+if TYPE_CHECKING:
+    from runner.pipeline.context import StepStats
+    from runner.pipeline.windows import Window
+    from runner.warehouse.client import Warehouse
+
+TABLE = "runs"
+COLUMNS = (
+    "run_id",
+    "pipeline",
+    "trigger",
+    "window_start",
+    "window_end",
+    "started_at",
+    "finished_at",
+    "heartbeat_at",
+    "status",
+    "rows_extracted",
+    "rows_loaded",
+    "rows_quarantined",
+    "steps",
+    "error_class",
+    "error_message",
+    "host",
+    "image_version",
+    "updated_at",
+)
+
+
+def runs_ddl(state_database: str, cluster: str | None) -> str:
+    """The runs table (replicated on a cluster)."""
+    table = qualified_table(f"{state_database}.{TABLE}", state_database)
+    engine = (
+        f"ReplicatedReplacingMergeTree('/clickhouse/pipeline_runner/{state_database}/{TABLE}',"
+        " '{replica}', updated_at)"
+        if cluster
+        else "ReplacingMergeTree(updated_at)"
+    )
+    return (
+        f"CREATE TABLE IF NOT EXISTS {table}{on_cluster(cluster)} ("
+        " run_id String, pipeline LowCardinality(String), trigger LowCardinality(String),"
+        " window_start DateTime64(3, 'UTC'), window_end DateTime64(3, 'UTC'),"
+        " started_at DateTime64(3, 'UTC'), finished_at Nullable(DateTime64(3, 'UTC')),"
+        " heartbeat_at DateTime64(3, 'UTC'), status LowCardinality(String),"
+        " rows_extracted UInt64, rows_loaded UInt64, rows_quarantined UInt64,"
+        " steps String, error_class String, error_message String,"
+        " host String, image_version String, updated_at DateTime64(3, 'UTC')"
+        f") ENGINE = {engine} PARTITION BY toYYYYMM(started_at) ORDER BY (pipeline, run_id)"
+    )
+
+
+@dataclass
+class RunRecord:
+    """One run as stored."""
+
+    run_id: str
+    pipeline: str
+    trigger: str
+    window_start: datetime
+    window_end: datetime
+    started_at: datetime
+    heartbeat_at: datetime
+    status: str = "running"
+    finished_at: datetime | None = None
+    rows_extracted: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    steps: dict[str, Any] = field(default_factory=dict)
+    error_class: str = ""
+    error_message: str = ""
+    host: str = ""
+    image_version: str = ""
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """Wall time of a finished run."""
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+    def as_dict(self) -> dict[str, Any]:
+        """For JSON output."""
+        out = dict(self.__dict__)
+        for key, value in out.items():
+            if isinstance(value, datetime):
+                out[key] = value.isoformat()
+        out["duration_seconds"] = self.duration_seconds
+        return out
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class RunHistory:
+    """Writes and reads run records; thread-safe for the heartbeat thread."""
+
+    def __init__(self, warehouse: Warehouse, state_database: str) -> None:
+        self.warehouse = warehouse
+        self.table = qualified_table(f"{state_database}.{TABLE}", state_database)
+        self._target = f"{state_database}.{TABLE}"
+        self._lock = threading.Lock()
+
+    def write(self, record: RunRecord) -> None:
+        """Insert the record's current state."""
+        import pyarrow as pa
+
+        now = datetime.now(UTC)
+        values: dict[str, Any] = {
+            **{k: getattr(record, k) for k in COLUMNS if hasattr(record, k)},
+            "steps": json.dumps(record.steps, default=str),
+            "updated_at": now,
+        }
+        ts = pa.timestamp("ms", "UTC")
+        types = {
+            "window_start": ts,
+            "window_end": ts,
+            "started_at": ts,
+            "finished_at": ts,
+            "heartbeat_at": ts,
+            "updated_at": ts,
+            "rows_extracted": pa.uint64(),
+            "rows_loaded": pa.uint64(),
+            "rows_quarantined": pa.uint64(),
+        }
+        batch = pa.RecordBatch.from_pydict(
+            {k: pa.array([values[k]], types.get(k, pa.string())) for k in COLUMNS}
+        )
+        with self._lock:
+            self.warehouse.insert_arrow(self._target, batch)
+
+    def recent(self, pipeline: str | None = None, limit: int = 20) -> list[RunRecord]:
+        """Newest runs first (of one pipeline, or of all)."""
+        where = "WHERE pipeline = {p:String}" if pipeline else ""
+        rows = self.warehouse.query_rows(
+            f"SELECT {', '.join(COLUMNS[:-1])} FROM {self.table} FINAL {where} "
+            "ORDER BY started_at DESC LIMIT {n:UInt32}",
+            {"p": pipeline or "", "n": limit},
+        )
+        return [self._record(row) for row in rows]
+
+    def latest_per_pipeline(self) -> dict[str, RunRecord]:
+        """The newest run of every pipeline."""
+        rows = self.warehouse.query_rows(
+            f"SELECT {', '.join(COLUMNS[:-1])} FROM {self.table} FINAL "
+            "ORDER BY pipeline, started_at DESC LIMIT 1 BY pipeline"
+        )
+        return {r.pipeline: r for r in (self._record(row) for row in rows)}
+
+    @staticmethod
+    def _record(row: Any) -> RunRecord:
+        values = dict(zip(COLUMNS[:-1], row, strict=True))
+        for key in ("window_start", "window_end", "started_at", "finished_at", "heartbeat_at"):
+            values[key] = _utc(values[key])
+        values["steps"] = json.loads(values["steps"] or "{}")
+        return RunRecord(**values)
+
+    def mark_stale(self, pipeline: str, stale_after: timedelta) -> list[RunRecord]:
+        """Mark runs of ``pipeline`` still 'running' with an old heartbeat as failed."""
+        cutoff = datetime.now(UTC) - stale_after
+        stale = [
+            r
+            for r in self.recent(pipeline, limit=100)
+            if r.status == "running" and r.heartbeat_at < cutoff
+        ]
+        for record in stale:
+            record.status = "failed"
+            record.finished_at = record.heartbeat_at
+            record.error_class = "LostRun"
+            record.error_message = (
+                f"no heartbeat since {record.heartbeat_at.isoformat()}: the process died "
+                "(killed, evicted or node lost)"
+            )
+            self.write(record)
+        return stale
+
+
+def new_record(
+    *, run_id: str, pipeline: str, trigger: str, window: Window, image_version: str
+) -> RunRecord:
+    """A record for a run that is starting now."""
+    now = datetime.now(UTC)
+    return RunRecord(
+        run_id=run_id,
+        pipeline=pipeline,
+        trigger=trigger,
+        window_start=window.start,
+        window_end=window.end,
+        started_at=now,
+        heartbeat_at=now,
+        host=socket.gethostname(),
+        image_version=image_version,
+    )
+
+
+def apply_stats(record: RunRecord, steps: dict[str, StepStats]) -> None:
+    """Copy per-step statistics and their totals into the record."""
+    record.steps = {name: stats.as_dict() for name, stats in steps.items()}
+    record.rows_extracted = sum(s.rows_extracted for s in steps.values())
+    record.rows_loaded = sum(s.rows_loaded for s in steps.values())
+    record.rows_quarantined = sum(s.rows_quarantined for s in steps.values())
