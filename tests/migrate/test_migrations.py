@@ -9,8 +9,8 @@ from runner.cli import app
 from runner.errors import ConfigError, FatalError, NotReadyError
 from runner.migrate.apply import FileState, Migrator
 from runner.migrate.files import discover, head_version, split_statements
-from runner.migrate.history import history_ddl
 from runner.migrate.gate import schema_gate
+from runner.migrate.history import history_ddl
 from runner.services.migrate import migrate, status
 
 REPO_MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
