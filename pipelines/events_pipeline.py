@@ -24,4 +24,5 @@ pipeline = el(
         },
     ),
     load=clickhouse_append("events"),
+    freshness=[{"table": "events", "column": "ts", "min_rows": 1}],
 )

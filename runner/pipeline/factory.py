@@ -35,7 +35,7 @@ def _spec(  # noqa: PLR0917 - private; mirrors the public keyword arguments
     tags: Iterable[str],
     timeout_seconds: int | None,
     resources: Resources | Mapping[str, str] | None,
-    **flags: bool,
+    **flags: object,
 ) -> Any:
     return build_spec(
         **flags,
@@ -65,6 +65,7 @@ def etl(
     resources: Resources | Mapping[str, str] | None = None,
     incremental: bool = False,
     concurrent_windows: bool = False,
+    freshness: Sequence[Mapping[str, Any]] = (),
 ) -> Pipeline:
     """Extract → transforms → load."""
     spec = _spec(
@@ -78,6 +79,7 @@ def etl(
         resources,
         incremental=incremental,
         concurrent_windows=concurrent_windows,
+        freshness=tuple(freshness),
     )
     transforms = list(transform) if isinstance(transform, list | tuple) else [transform]
     return FlowPipeline(
@@ -103,6 +105,7 @@ def el(
     resources: Resources | Mapping[str, str] | None = None,
     incremental: bool = False,
     concurrent_windows: bool = False,
+    freshness: Sequence[Mapping[str, Any]] = (),
 ) -> Pipeline:
     """Extract → load, data unchanged."""
     spec = _spec(
@@ -116,6 +119,7 @@ def el(
         resources,
         incremental=incremental,
         concurrent_windows=concurrent_windows,
+        freshness=tuple(freshness),
     )
     return FlowPipeline(spec, as_extractor(extract), [], as_loader(load), kind="el")
 

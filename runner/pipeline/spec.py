@@ -62,6 +62,17 @@ class Resources(BaseModel):
         return value
 
 
+class Freshness(BaseModel):
+    """A health expectation on a table the pipeline fills."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    table: Annotated[str, Field(pattern=r"^([A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*$")]
+    column: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    max_age_seconds: Annotated[int, Field(gt=0)] | None = None
+    min_rows: Annotated[int, Field(ge=0)] = 1
+
+
 class PipelineSpec(BaseModel):
     """Declared metadata of one pipeline."""
 
@@ -77,6 +88,9 @@ class PipelineSpec(BaseModel):
         default=None, description="Hard limit for one run (the Job's activeDeadlineSeconds)."
     )
     resources: Resources = Field(default_factory=Resources)
+    freshness: tuple[Freshness, ...] = Field(
+        default=(), description="Checks `runner health` runs on the tables this pipeline fills."
+    )
     incremental: bool = Field(
         default=False,
         description="Start each window where the last successful one ended (the watermark).",
