@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from runner.tools.extract.clickhouse import clickhouse_query
     from runner.tools.extract.python import from_iterable
     from runner.tools.load.clickhouse import clickhouse_append, clickhouse_upsert
+    from runner.tools.load.replace_window import clickhouse_replace_window
 
 _LAZY = {
     "RunContext": "runner.pipeline.context",
@@ -41,6 +42,7 @@ _LAZY = {
     "from_iterable": "runner.tools.extract.python",
     "clickhouse_append": "runner.tools.load.clickhouse",
     "clickhouse_upsert": "runner.tools.load.clickhouse",
+    "clickhouse_replace_window": "runner.tools.load.replace_window",
 }
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "Window",
     "clickhouse_append",
     "clickhouse_query",
+    "clickhouse_replace_window",
     "clickhouse_upsert",
     "conditional",
     "el",

@@ -376,7 +376,9 @@ def migrate_repair(lock_timeout: LockWaitOption = 300.0, project_dir: ProjectOpt
 @app.command("status")
 def status(
     name: Annotated[str | None, typer.Argument(help="Only this pipeline.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many runs.")] = 20,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=1000, help="How many runs.")
+    ] = 20,
     output: OutputOption = Output.TEXT,
     project_dir: ProjectOption = None,
 ) -> None:

@@ -225,25 +225,26 @@ def _run(  # noqa: PLR0917 - private; one call site
 
     name = pipeline.name
     spec = pipeline.spec
-    warehouse = resources.open_warehouse()
-    schema_gate(settings, warehouse)
-    store = StateStore(warehouse, settings.state_database)
-    lock: Lock | None = None
-    if not spec.concurrent_windows:
-        lock = make_lock(settings, f"run:{name}")
-        lock.acquire()
+    # The lock comes first: "already running" must not depend on reaching the warehouse
+    # (an embedded warehouse admits one process at a time).  Per-window locks need the
+    # window, which for such pipelines never depends on a watermark (checked at declaration).
+    window = None if not spec.concurrent_windows else resolve_window(spec, start=start, end=end)
+    lock_name = f"run:{name}:{window.start.isoformat()}" if window else f"run:{name}"
+    lock: Lock = make_lock(settings, lock_name)
+    lock.acquire()
     try:
+        warehouse = resources.open_warehouse()
+        schema_gate(settings, warehouse)
+        store = StateStore(warehouse, settings.state_database)
         committed = store.load(name)
-        mark = committed.get(WINDOW_END_KEY)
-        watermark = datetime.fromisoformat(mark) if isinstance(mark, str) else None
-        window = resolve_window(spec, start=start, end=end, watermark=watermark)
+        if window is None:
+            mark = committed.get(WINDOW_END_KEY)
+            watermark = datetime.fromisoformat(mark) if isinstance(mark, str) else None
+            window = resolve_window(spec, start=start, end=end, watermark=watermark)
         if window is None:
             with _bound(name, run_id, None):
-                get_logger().info("nothing to do: the watermark is up to date", watermark=mark)
+                get_logger().info("nothing to do: the watermark is up to date")
             return RunResult(name, run_id, None, "skipped")
-        if lock is None:
-            lock = make_lock(settings, f"run:{name}:{window.start.isoformat()}")
-            lock.acquire()
         history = RunHistory(warehouse, settings.state_database)
         with _bound(name, run_id, window):
             return _execute(
@@ -261,8 +262,7 @@ def _run(  # noqa: PLR0917 - private; one call site
                 lock=lock,
             )
     finally:
-        if lock is not None:
-            lock.release()
+        lock.release()
 
 
 def _execute(  # noqa: PLR0917 - private; one call site passes the run's parts

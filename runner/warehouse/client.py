@@ -209,8 +209,13 @@ class Warehouse:
                 autogenerate_session_id=False,
             )
         except ch.Error as exc:
+            hint = (
+                " (chDB admits one process per warehouse path: is another runner using it?)"
+                if target.embedded
+                else ""
+            )
             raise NotReadyError(
-                f"cannot connect to {target.describe()}: {str(exc).splitlines()[0]}"
+                f"cannot connect to {target.describe()}: {str(exc).splitlines()[0]}{hint}"
             ) from None
 
     @property

@@ -13,15 +13,17 @@ Guarantees:
 * A window spanning several partitions is replaced partition by partition: a reader
   between two swaps may see some partitions new and others still old.
 * The window must cover whole partitions (e.g. ``PARTITION BY toDate(ts)`` for daily or
-  hourly windows); before swapping, a partition that also holds rows outside the window is
-  a FatalError and nothing is swapped.  A concurrent write outside the window into an
-  affected partition between that check and the swap would be lost: only one writer per
-  window-partition is supported.
+  weekly windows, not hourly ones); before swapping, a partition that also holds rows
+  outside the window is a FatalError and nothing is swapped.  A concurrent write outside
+  the window into an affected partition between that check and the swap would be lost:
+  only one writer per partition is supported.
 * A failed run (bad row, failing extractor, interruption) drops its staging table and
   leaves the target untouched.  A crash before the swaps leaves the target untouched and a
   stray staging table; staging names derive from the run id, so a later run does not reuse
   it, but every ``open()`` drops this target's staging tables whose metadata is older than
-  one day (a run longer than that would lose its staging table and fail).
+  one day (a run longer than that would lose its staging table and fail).  A crash
+  between two swaps leaves some partitions new and some old; re-running the window
+  repairs it.
 
 Needs ClickHouse >= 23.10 (partition ids bound as query parameters) and a non-replicated
 MergeTree-family target (a staging copy of a Replicated table would share its Keeper
