@@ -65,6 +65,9 @@ class Settings(BaseSettings):
         default=None,
         description="Database the pipelines write to; default: the URL's path, else 'analytics'.",
     )
+    clickhouse_user: str | None = Field(
+        default=None, description="User for a server URL; overrides one given in the URL."
+    )
     clickhouse_password: SecretStr | None = Field(
         default=None, description="Password for a server URL; overrides one given in the URL."
     )
@@ -125,6 +128,12 @@ class Settings(BaseSettings):
     )
     image_version: str | None = Field(
         default=None, description="Recorded with each run; default: the package version."
+    )
+    release: str | None = Field(
+        default=None, description="Helm release this pod belongs to (set by the chart)."
+    )
+    image: str | None = Field(
+        default=None, description="Image of this pod (set by the chart; `runner check` compares)."
     )
     log_format: LogFormat = Field(default=LogFormat.AUTO, description="auto, json or console.")
     log_level: str = Field(default="info", description="debug, info, warning or error.")

@@ -1,4 +1,4 @@
-"""A small stand-in for the Kubernetes API server: only coordination.k8s.io/v1 Leases.
+"""A small stand-in for the Kubernetes API server: Leases, and listing CronJobs.
 
 Real semantics where the lock code depends on them: ``kind: Status`` error bodies, 404 on a
 missing Lease, 409 AlreadyExists on create, 409 Conflict on a stale ``resourceVersion`` (PUT)
@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+_CRONJOBS = re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/cronjobs$")
 _PATH = re.compile(r"^/apis/coordination\.k8s\.io/v1/namespaces/([^/]+)/leases(?:/([^/]+))?$")
 _MICRO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$")
 _VERBS = {"GET": "get", "POST": "create", "PUT": "update", "DELETE": "delete"}
@@ -39,6 +40,7 @@ class FakeKubeApi:
 
     def __init__(self) -> None:
         self.leases: dict[tuple[str, str], dict[str, Any]] = {}
+        self.cronjobs: dict[str, list[dict[str, Any]]] = {}  # namespace -> CronJob objects
         self.requests: Counter[str] = Counter()  # by HTTP method
         self.fail_with: int | None = None
         self.conflicts_to_inject = 0  # the next N PUTs answer 409 as if someone wrote first
@@ -80,6 +82,9 @@ class FakeKubeApi:
 
     def handle(self, method: str, path: str, body: Any) -> Reply:  # noqa: PLR0911
         """One request -> (status, JSON body); atomic under one lock, like etcd's CAS."""
+        listing = _CRONJOBS.match(path.split("?", 1)[0])
+        if listing and method == "GET":
+            return self._list_cronjobs(listing.group(1), path)
         match = _PATH.match(path.split("?", 1)[0])
         if not match:
             return _status(404, f"no route for {path}")
@@ -107,6 +112,27 @@ class FakeKubeApi:
             if method == "GET":
                 return 200, current
             return self._write(method, ns, name, current, body or {})
+
+    def _list_cronjobs(self, ns: str, path: str) -> Reply:
+        """GET .../cronjobs?labelSelector=a=b,c (equality and existence terms only)."""
+        from urllib.parse import parse_qs, urlsplit
+
+        if self.fail_with is not None:
+            return _status(self.fail_with, "cronjobs.batch is forbidden")
+        selector = parse_qs(urlsplit(path).query).get("labelSelector", [""])[0]
+        terms = [t.partition("=") for t in selector.split(",") if t]
+
+        def matches(item: dict[str, Any]) -> bool:
+            labels = item["metadata"].get("labels", {})
+            return all(k in labels and (not eq or labels[k] == v) for k, eq, v in terms)
+
+        items = [i for i in self.cronjobs.get(ns, []) if matches(i)]
+        return 200, {
+            "kind": "CronJobList",
+            "apiVersion": "batch/v1",
+            "metadata": {},
+            "items": items,
+        }
 
     def _create(self, ns: str, body: dict[str, Any]) -> Reply:
         name = body["metadata"]["name"]

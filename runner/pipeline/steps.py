@@ -71,13 +71,12 @@ class Loader(Step):
 def _wants_context(fn: Callable[..., Any], data_args: int, role: str) -> bool:
     """Whether ``fn`` takes the run context after its ``data_args`` data arguments."""
     try:
-        params = [
-            p
-            for p in inspect.signature(fn).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
+        signature = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):  # builtins without a signature: assume data only
         return False
+    if any(p.kind is p.VAR_POSITIONAL for p in signature):
+        return False  # fn(*args): give it the data only
+    params = [p for p in signature if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if len(params) == data_args:
         return False
     if len(params) == data_args + 1:

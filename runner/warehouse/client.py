@@ -199,7 +199,7 @@ class Warehouse:
             return clickhouse_connect.get_client(
                 host=target.host,
                 port=target.port,
-                username=target.username,
+                username=settings.clickhouse_user or target.username,
                 password=password,
                 secure=target.secure,
                 verify=settings.tls_verify,

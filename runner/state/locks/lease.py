@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from runner.errors import AlreadyRunningError, ConfigError, NotReadyError, RunnerError
+from runner.kube.client import SERVICE_ACCOUNT_NAMESPACE, build_api_client, pod_namespace
 from runner.log import get_logger
 from runner.state.locks.base import Holder, Lock, check_wait, lock_key
 
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 RBAC_VERBS = "get, create, update and delete"
 MANAGED_BY_LABEL = ("app.kubernetes.io/managed-by", "pipeline-runner")
 LOCK_NAME_ANNOTATION = "pipeline-runner/lock-name"
@@ -77,33 +75,10 @@ def _aware(moment: datetime) -> datetime:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
-def _pod_namespace() -> str | None:
-    try:
-        return SERVICE_ACCOUNT_NAMESPACE.read_text(encoding="utf-8").strip() or None
-    except OSError:
-        return None
-
-
 def _build_api() -> CoordinationV1Api:
-    """A client from the pod's service account, else from the kubeconfig (laptops, CI)."""
-    from kubernetes import client, config
+    from kubernetes import client
 
-    configuration = client.Configuration()
-    try:
-        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    except config.ConfigException as in_cluster:
-        try:
-            config.load_kube_config(  # type: ignore[no-untyped-call]
-                # read $KUBECONFIG now: the library captured it when first imported
-                config_file=os.environ.get("KUBECONFIG") or None,
-                client_configuration=configuration,
-            )
-        except (config.ConfigException, OSError, ValueError) as exc:
-            raise ConfigError(
-                f"lock backend 'lease' needs the Kubernetes API: no service account "
-                f"({in_cluster}) and no usable kubeconfig ({exc})"
-            ) from exc
-    return client.CoordinationV1Api(client.ApiClient(configuration))
+    return client.CoordinationV1Api(build_api_client("lock backend 'lease'"))
 
 
 class LeaseLock(Lock):
@@ -147,7 +122,7 @@ class LeaseLock(Lock):
     @classmethod
     def from_settings(cls, settings: Settings, name: str) -> LeaseLock:
         """Namespace from settings or the pod's service account; client from the environment."""
-        namespace = settings.lease_namespace or _pod_namespace()
+        namespace = settings.lease_namespace or pod_namespace()
         if not namespace:
             raise ConfigError(
                 f"lock backend 'lease' needs a namespace: set RUNNER_LEASE_NAMESPACE "

@@ -1,0 +1,1 @@
+"""Delivery to Kubernetes: rendering the chart's per-pipeline parts, deployment checks."""

@@ -1,0 +1,1 @@
+"""Access to the Kubernetes API: one way to build a client, shared by locks and checks."""
