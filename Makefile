@@ -27,8 +27,9 @@ demo: $(STAMP)
 	$(BIN)/python pipelines/demo_report.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check runner tests pipelines benchmarks
-	$(BIN)/ruff format --check runner tests pipelines benchmarks
+	$(BIN)/ruff check runner tests pipelines benchmarks k8s
+	$(BIN)/ruff format --check runner tests pipelines benchmarks k8s
+	$(BIN)/runner render --check
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
