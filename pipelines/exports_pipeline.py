@@ -9,6 +9,7 @@ sequential
     └── el export_customers       customers FINAL -> JSON lines
 """
 
+import os
 from datetime import timedelta
 
 from runner import RunContext, clickhouse_query, conditional, el, parallel, sequential
@@ -16,7 +17,9 @@ from runner.tools.load.files import write_jsonl, write_parquet
 
 from shop import daily_revenue
 
-EXPORT_DIR = "exports/{pipeline}/{window_start}"
+# Relative to the working directory. In the image /app is read-only: point EXPORTS_DIR at a
+# writable volume (or /tmp) in the pod's environment.
+EXPORT_DIR = os.environ.get("EXPORTS_DIR", "exports") + "/{pipeline}/{window_start}"
 
 
 def covers_whole_days(ctx: RunContext) -> bool:

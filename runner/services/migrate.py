@@ -125,9 +125,9 @@ def migrate(
     lock_wait: float = 300.0,
 ) -> MigrationReport:
     """Apply pending migrations (up to ``to``); with ``dry_run`` only plan and render."""
-    log = get_logger(database=settings.database)
 
     def action(migrator: Migrator) -> MigrationReport:
+        log = get_logger(database=migrator.warehouse.database)
         if dry_run:
             report = _report(migrator, settings)
             for status in migrator.plan(to):
@@ -163,9 +163,9 @@ def status(settings: Settings, *, wait_ready: float = 0.0) -> MigrationReport:
 
 def repair(settings: Settings, *, lock_wait: float = 300.0) -> MigrationReport:
     """Record the current checksums of changed files as applied."""
-    log = get_logger(database=settings.database)
 
     def action(migrator: Migrator) -> MigrationReport:
+        log = get_logger(database=migrator.warehouse.database)
         repaired = migrator.repair()
         for item in repaired:
             log.warning(

@@ -78,7 +78,8 @@ def test_semantic_rules_the_schemas_miss(helm, values):
     docs = documents(template(helm, values))
     for doc in docs:
         name = doc["metadata"]["name"]
-        assert DNS_1123.match(name) and len(name) <= 63, name
+        assert DNS_1123.match(name), name
+        assert len(name) <= 63, name
         for spec in pod_specs(doc):
             assert spec["restartPolicy"] in {"Never", "OnFailure"}
             assert spec["securityContext"]["runAsNonRoot"] is True

@@ -12,7 +12,7 @@ from runner.migrate.apply import Migrator
 from runner.pipeline.discovery import Registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from k8s_apiserver import running_api  # noqa: E402
+from k8s_apiserver import running_api
 
 IMAGE = "registry.example/pipeline-runner:1.2.3"
 

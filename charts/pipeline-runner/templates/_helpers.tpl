@@ -129,6 +129,8 @@ containers:
         value: {{ .trigger | quote }}
       - name: RUNNER_IMAGE
         value: {{ include "pipeline-runner.image" (dict "root" $root "overrides" $o) | quote }}
+      - name: RUNNER_IMAGE_VERSION
+        value: {{ (($o.image | default dict).tag | default $root.Values.image.tag | default $root.Chart.AppVersion) | quote }}
       - name: POD_NAME
         valueFrom:
           fieldRef:
