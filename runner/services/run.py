@@ -134,14 +134,14 @@ class Heartbeat:
         record: RunRecord,
         steps: dict[str, StepStats],
         interval: float,
-        lock: Lock,
+        locks: HeldLocks,
         cancel: threading.Event,
     ) -> None:
         self._history = history
         self._record = record
         self._steps = steps
         self._interval = interval
-        self._lock = lock
+        self._locks = locks
         self._cancel = cancel
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
@@ -159,8 +159,7 @@ class Heartbeat:
 
         log = get_logger()
         while not self._stop.wait(self._interval):
-            lost = getattr(self._lock, "lost", None)
-            if isinstance(lost, threading.Event) and lost.is_set():
+            if self._locks.lost():
                 log.error("run lock lost; stopping the run between batches")
                 self._cancel.set()
             self._record.heartbeat_at = datetime.now(UTC)
@@ -220,31 +219,34 @@ def _run(  # noqa: PLR0917 - private; one call site
     cancel: threading.Event | None,
 ) -> RunResult:
     from runner.migrate.gate import schema_gate
-    from runner.state.locks import make_lock
     from runner.state.runs import RunHistory
 
     name = pipeline.name
     spec = pipeline.spec
-    # The lock comes first: "already running" must not depend on reaching the warehouse
-    # (an embedded warehouse admits one process at a time).  Per-window locks need the
-    # window, which for such pipelines never depends on a watermark (checked at declaration).
-    window = None if not spec.concurrent_windows else resolve_window(spec, start=start, end=end)
-    lock_name = f"run:{name}:{window.start.isoformat()}" if window else f"run:{name}"
-    lock: Lock = make_lock(settings, lock_name)
-    lock.acquire()
+    locks = HeldLocks(settings)
     try:
+        # Locks come first: "already running" must not depend on reaching the warehouse
+        # (an embedded warehouse admits one process).  A run holds the pipeline lock (unless
+        # windows may run concurrently, or it is a backfill window) and its window's lock,
+        # so a backfill never overlaps the scheduled run of the same window.
+        if not (spec.concurrent_windows or settings.trigger == "backfill"):
+            locks.take(f"run:{name}")
+        early = None if spec.incremental else resolve_window(spec, start=start, end=end)
+        if early is not None:
+            locks.take(window_lock_name(name, early))
         warehouse = resources.open_warehouse()
         schema_gate(settings, warehouse)
         store = StateStore(warehouse, settings.state_database)
         committed = store.load(name)
-        if window is None:
-            mark = committed.get(WINDOW_END_KEY)
-            watermark = datetime.fromisoformat(mark) if isinstance(mark, str) else None
-            window = resolve_window(spec, start=start, end=end, watermark=watermark)
+        window = early or resolve_window(
+            spec, start=start, end=end, watermark=_watermark(committed)
+        )
         if window is None:
             with _bound(name, run_id, None):
                 get_logger().info("nothing to do: the watermark is up to date")
             return RunResult(name, run_id, None, "skipped")
+        if early is None:
+            locks.take(window_lock_name(name, window))
         history = RunHistory(warehouse, settings.state_database)
         with _bound(name, run_id, window):
             return _execute(
@@ -259,10 +261,64 @@ def _run(  # noqa: PLR0917 - private; one call site
                 history=history,
                 store=store,
                 committed=committed,
-                lock=lock,
+                locks=locks,
             )
     finally:
-        lock.release()
+        locks.release()
+
+
+def window_lock_name(pipeline: str, window: Window) -> str:
+    """The lock a run of ``window`` holds (keyed by the window's start)."""
+    return f"run:{pipeline}:{window.start.isoformat()}"
+
+
+def _commit_state(  # noqa: PLR0917 - private helper
+    store: StateStore,
+    name: str,
+    committed: Mapping[str, Any],
+    staged: Mapping[str, Any],
+    window: Window,
+    run_id: str,
+) -> None:
+    """Commit staged state; the watermark only moves forward (backfills may run old windows)."""
+    mark = _watermark(committed)
+    forward = mark is None or window.end > mark
+    store.save(
+        name, {**staged, **({WINDOW_END_KEY: window.end.isoformat()} if forward else {})}, run_id
+    )
+
+
+def _watermark(committed: Mapping[str, Any]) -> datetime | None:
+    mark = committed.get(WINDOW_END_KEY)
+    return datetime.fromisoformat(mark) if isinstance(mark, str) else None
+
+
+class HeldLocks:
+    """The locks one run holds, released together in reverse order."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.held: list[Lock] = []
+
+    def take(self, name: str) -> None:
+        """Acquire ``name`` without waiting (AlreadyRunningError names the holder)."""
+        from runner.state.locks import make_lock
+
+        lock = make_lock(self._settings, name)
+        lock.acquire()
+        self.held.append(lock)
+
+    def lost(self) -> bool:
+        """Whether any held lock was taken over (Leases only)."""
+        return any(
+            isinstance(flag, threading.Event) and flag.is_set()
+            for flag in (getattr(lock, "lost", None) for lock in self.held)
+        )
+
+    def release(self) -> None:
+        """Release every held lock."""
+        while self.held:
+            self.held.pop().release()
 
 
 def _execute(  # noqa: PLR0917 - private; one call site passes the run's parts
@@ -278,7 +334,7 @@ def _execute(  # noqa: PLR0917 - private; one call site passes the run's parts
     history: RunHistory,
     store: StateStore,
     committed: dict[str, Any],
-    lock: Lock,
+    locks: HeldLocks,
 ) -> RunResult:
     from runner.state.runs import apply_stats, new_record
 
@@ -329,7 +385,7 @@ def _execute(  # noqa: PLR0917 - private; one call site passes the run's parts
         try:
             finish("cancelled", InterruptedRunError("stopped after the grace period"))
         finally:
-            lock.release()
+            locks.release()
             os._exit(int(ExitCode.INTERRUPTED))
 
     if log_file is not None and settings.log_dir is not None:
@@ -340,10 +396,10 @@ def _execute(  # noqa: PLR0917 - private; one call site passes the run's parts
             stop_on_signals(
                 ctx.cancel, log, grace_seconds=settings.stop_grace_seconds, on_deadline=hard_stop
             ),
-            Heartbeat(history, record, result.steps, settings.heartbeat_seconds, lock, ctx.cancel),
+            Heartbeat(history, record, result.steps, settings.heartbeat_seconds, locks, ctx.cancel),
         ):
             pipeline.run(ctx)
-        store.save(name, {**ctx.state.staged, WINDOW_END_KEY: window.end.isoformat()}, run_id)
+        _commit_state(store, name, committed, ctx.state.staged, window, run_id)
         finish("succeeded")
     except RunnerError as exc:
         status = "cancelled" if isinstance(exc, InterruptedRunError) else "failed"
