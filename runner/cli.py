@@ -586,6 +586,202 @@ def check(output: OutputOption = Output.TEXT, project_dir: ProjectOption = None)
         raise typer.Exit(code)
 
 
+backfill_app = typer.Typer(
+    help="Reprocess a date range: plan it, run it here, or create an Indexed Job.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(backfill_app, name="backfill")
+StartOption = Annotated[
+    str, typer.Option("--start", help="Range start, ISO 8601 (UTC if no offset).")
+]
+EndOption = Annotated[str, typer.Option("--end", help="Range end (exclusive), ISO 8601.")]
+StepOption = Annotated[
+    str,
+    typer.Option("--step", help="'schedule' (the pipeline's own windows) or 15m, 6h, 1d, 1w."),
+]
+MissingOption = Annotated[
+    bool,
+    typer.Option(
+        "--only-missing/--all", help="Skip windows that already succeeded (default), or redo all."
+    ),
+]
+ReverseOption = Annotated[bool, typer.Option("--reverse", help="Newest window first.")]
+YesOption = Annotated[
+    bool, typer.Option("--yes", help="Allow more windows than RUNNER_BACKFILL_MAX_WINDOWS.")
+]
+
+
+def _range(start: str, end: str, step: str, only_missing: bool, reverse: bool) -> Any:
+    from runner.services.backfill import Range
+
+    return Range(start, end, step, only_missing, reverse)
+
+
+@backfill_app.command("plan")
+def backfill_plan(
+    name: NameArgument,
+    start: StartOption,
+    end: EndOption,
+    step: StepOption = "schedule",
+    only_missing: MissingOption = True,
+    reverse: ReverseOption = False,
+    output: OutputOption = Output.TEXT,
+    project_dir: ProjectOption = None,
+) -> None:
+    """Show the windows of a range, how many already succeeded, and what would run."""
+
+    def action() -> None:
+        from runner.services.backfill import plan
+
+        settings = _settings(project_dir)
+        result = plan(
+            settings, _registry(settings), name, _range(start, end, step, only_missing, reverse)
+        )
+        if output is Output.JSON:
+            typer.echo(json.dumps(result.as_dict(), indent=2))
+            return
+        typer.echo(
+            f"{len(result.windows)} windows, {len(result.done)} already succeeded, "
+            f"{len(result.todo)} to run"
+        )
+        for window in result.todo:
+            typer.echo(f"  {window.start.isoformat()}  ->  {window.end.isoformat()}")
+
+    _guarded(action)
+
+
+@backfill_app.command("run")
+def backfill_run(
+    name: NameArgument,
+    start: StartOption,
+    end: EndOption,
+    step: StepOption = "schedule",
+    only_missing: MissingOption = True,
+    reverse: ReverseOption = False,
+    parallelism: Annotated[int, typer.Option(min=1, max=64, help="Windows at once.")] = 1,
+    yes: YesOption = False,
+    project_dir: ProjectOption = None,
+) -> None:
+    """Run the windows of a range on this machine.
+
+    A progress bar on a TTY, JSON progress lines otherwise. Ctrl-C stops between batches;
+    running it again resumes with the missing windows. Exits 0, 1 if a window failed, or
+    130 when interrupted.
+    """
+
+    def action() -> int:
+        from runner.log import configure_logging
+        from runner.services.backfill import check_size, plan, run_local
+
+        settings = _settings(project_dir)
+        configure_logging(settings, stream=sys.stderr if sys.stderr.isatty() else None)
+        registry = _registry(settings)
+        todo = plan(settings, registry, name, _range(start, end, step, only_missing, reverse)).todo
+        check_size(settings, len(todo), confirmed=yes)
+        report = _progress(name, len(todo))
+        try:
+            outcome = run_local(
+                settings, registry, name, todo, parallelism=parallelism, on_window=report
+            )
+        finally:
+            report.close()
+        typer.echo(
+            f"{len(outcome.succeeded)} windows succeeded, {len(outcome.failed)} failed"
+            + (", interrupted" if outcome.interrupted else ""),
+            err=True,
+        )
+        if outcome.interrupted:
+            return int(ExitCode.INTERRUPTED)
+        return int(ExitCode.FAILED) if outcome.failed else 0
+
+    code = _guarded(action)
+    if code:
+        raise typer.Exit(code)
+
+
+class _Progress:
+    """A tqdm bar on a TTY, one JSON line per finished window otherwise."""
+
+    def __init__(self, name: str, total: int) -> None:
+        self.name = name
+        self.total = total
+        self.finished = 0
+        self.bar: Any = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=f"backfill {name}", unit="window")
+
+    def __call__(self, window: Any, status: str, steps: dict[str, Any]) -> None:
+        self.finished += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(f"{window.start:%Y-%m-%d %H:%M} {status}")
+            return
+        rows = sum(int(s.get("rows_loaded", 0)) for s in steps.values())
+        line = {
+            "event": "backfill window finished",
+            "pipeline": self.name,
+            "window_start": window.start.isoformat(),
+            "window_end": window.end.isoformat(),
+            "status": status,
+            "rows_loaded": rows,
+            "done": self.finished,
+            "total": self.total,
+        }
+        typer.echo(json.dumps(line))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _progress(name: str, total: int) -> _Progress:
+    return _Progress(name, total)
+
+
+@backfill_app.command("status")
+def backfill_status(
+    name: NameArgument,
+    start: StartOption,
+    end: EndOption,
+    step: StepOption = "schedule",
+    output: OutputOption = Output.TEXT,
+    project_dir: ProjectOption = None,
+) -> None:
+    """Each window of a range: pending, running, succeeded, failed, cancelled or lost."""
+
+    def action() -> None:
+        from collections import Counter
+
+        from runner.services.backfill import window_status
+
+        settings = _settings(project_dir)
+        rows = window_status(
+            settings, _registry(settings), name, _range(start, end, step, True, False)
+        )
+        if output is Output.JSON:
+            typer.echo(json.dumps(rows, indent=2))
+            return
+        counts = Counter(r["status"] for r in rows)
+        typer.echo(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+        _print_table(
+            [
+                {
+                    "window_start": r["window_start"],
+                    "status": r["status"],
+                    "rows": r.get("rows_loaded", ""),
+                    "error": (r.get("error") or "")[:80],
+                }
+                for r in rows
+            ],
+            ("window_start", "status", "rows", "error"),
+        )
+
+    _guarded(action)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     image_version: str | None = Field(
         default=None, description="Recorded with each run; default: the package version."
     )
+    backfill_max_windows: Annotated[int, Field(ge=1)] = Field(
+        default=500, description="A backfill of more windows needs --yes."
+    )
     release: str | None = Field(
         default=None, description="Helm release this pod belongs to (set by the chart)."
     )

@@ -1,10 +1,12 @@
-"""A small stand-in for the Kubernetes API server: Leases, and listing CronJobs.
+"""A small stand-in for the Kubernetes API server: Leases, reading CronJobs, creating Jobs.
 
 Real semantics where the lock code depends on them: ``kind: Status`` error bodies, 404 on a
 missing Lease, 409 AlreadyExists on create, 409 Conflict on a stale ``resourceVersion`` (PUT)
 or a failed delete precondition, a ``resourceVersion`` bumped on every write, and MicroTime
 fields (``acquireTime``/``renewTime``) that must carry exactly six fractional digits, as the
-real server's Go parser insists.  Tests drive it with the real ``kubernetes`` client.
+real server's Go parser insists.  Jobs: 409 AlreadyExists on a duplicate name, 422 Invalid on
+a missing or too long (> 63) ``metadata.name``, server-filled uid/resourceVersion/timestamp.
+Tests drive it with the real ``kubernetes`` client.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 _CRONJOBS = re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/cronjobs$")
+_BATCH = re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/(cronjobs|jobs)(?:/([^/]+))?$")
 _PATH = re.compile(r"^/apis/coordination\.k8s\.io/v1/namespaces/([^/]+)/leases(?:/([^/]+))?$")
 _MICRO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$")
 _VERBS = {"GET": "get", "POST": "create", "PUT": "update", "DELETE": "delete"}
-_REASONS = {400: "BadRequest", 403: "Forbidden", 404: "NotFound", 409: "Conflict"}
+_REASONS = {400: "BadRequest", 403: "Forbidden", 404: "NotFound", 409: "Conflict", 422: "Invalid"}
 Reply = tuple[int, dict[str, Any]]
 
 
@@ -41,6 +44,7 @@ class FakeKubeApi:
     def __init__(self) -> None:
         self.leases: dict[tuple[str, str], dict[str, Any]] = {}
         self.cronjobs: dict[str, list[dict[str, Any]]] = {}  # namespace -> CronJob objects
+        self.jobs: dict[tuple[str, str], dict[str, Any]] = {}  # (namespace, name) -> Job
         self.requests: Counter[str] = Counter()  # by HTTP method
         self.fail_with: int | None = None
         self.conflicts_to_inject = 0  # the next N PUTs answer 409 as if someone wrote first
@@ -85,6 +89,10 @@ class FakeKubeApi:
         listing = _CRONJOBS.match(path.split("?", 1)[0])
         if listing and method == "GET":
             return self._list_cronjobs(listing.group(1), path)
+        batch = _BATCH.match(path.split("?", 1)[0])
+        if batch:
+            with self._lock:
+                return self._batch(method, *batch.groups(), body)
         match = _PATH.match(path.split("?", 1)[0])
         if not match:
             return _status(404, f"no route for {path}")
@@ -133,6 +141,44 @@ class FakeKubeApi:
             "metadata": {},
             "items": items,
         }
+
+    def _batch(self, method: str, ns: str, kind: str, name: str | None, body: Any) -> Reply:
+        """GET one CronJob; POST a Job, GET one Job."""
+        verb = "create" if method == "POST" else method.lower()
+        if self.fail_with == 403:
+            return _status(403, f'{kind}.batch "{name or ""}" is forbidden: User '
+                           f'"system:serviceaccount:{ns}:runner" cannot {verb} resource '
+                           f'"{kind}" in API group "batch" in the namespace "{ns}"')  # fmt: skip
+        if self.fail_with is not None:
+            return _status(self.fail_with, "etcdserver: request timed out")
+        if kind == "cronjobs" and method == "GET" and name:
+            found = [c for c in self.cronjobs.get(ns, []) if c["metadata"]["name"] == name]
+            return (200, found[0]) if found else _status(404, f'cronjobs.batch "{name}" not found')
+        if kind == "jobs" and method == "GET" and name:
+            job = self.jobs.get((ns, name))
+            return (200, job) if job else _status(404, f'jobs.batch "{name}" not found')
+        if kind == "jobs" and method == "POST" and not name:
+            return self._create_job(ns, body or {})
+        return _status(405, f"{method} {kind} is not served by the stand-in", "MethodNotAllowed")
+
+    def _create_job(self, ns: str, job: dict[str, Any]) -> Reply:
+        meta = job.setdefault("metadata", {})
+        name = meta.get("name") or ""
+        if meta.get("namespace", ns) != ns:
+            return _status(400, "the namespace of the provided object does not match the "
+                           "namespace sent on the request")  # fmt: skip
+        if not name or len(name) > 63:
+            why = "Required value: name or generateName is required" if not name else (
+                f"Invalid value: {name!r}: must be no more than 63 characters")  # fmt: skip
+            return _status(422, f'Job.batch "{name}" is invalid: metadata.name: {why}')
+        if (ns, name) in self.jobs:
+            return _status(409, f'jobs.batch "{name}" already exists', "AlreadyExists")
+        self._rv += 1
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        meta.update(namespace=ns, uid=str(uuid.uuid4()), resourceVersion=str(self._rv))
+        meta["creationTimestamp"] = now
+        self.jobs[ns, name] = job
+        return 201, job
 
     def _create(self, ns: str, body: dict[str, Any]) -> Reply:
         name = body["metadata"]["name"]

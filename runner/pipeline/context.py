@@ -96,6 +96,7 @@ class RunContext:
         self.state = state if state is not None else RunState({})
         self._resources = resources
         self._warehouse: Warehouse | None = None
+        self._step_state: dict[int, dict[str, Any]] = {}
         self.stats.setdefault(self.node, StepStats())
 
     @property
@@ -104,6 +105,15 @@ class RunContext:
         if self._warehouse is None:
             self._warehouse = self._resources.open_warehouse()
         return self._warehouse
+
+    def step_state(self, step: object) -> dict[str, Any]:
+        """Scratch space of one step for this run only.
+
+        A pipeline object is shared by every run in a process (parallel backfill windows
+        run it at once), so per-run state such as batch counters must live here, not on
+        the step.
+        """
+        return self._step_state.setdefault(id(step), {})
 
     @property
     def batch_rows(self) -> int:

@@ -159,6 +159,16 @@ class RunHistory:
         )
         return [self._record(row) for row in rows]
 
+    def in_range(self, pipeline: str, start: datetime, end: datetime) -> list[RunRecord]:
+        """Every run of ``pipeline`` whose window lies inside [start, end), oldest first."""
+        rows = self.warehouse.query_rows(
+            f"SELECT {', '.join(COLUMNS[:-1])} FROM {self.table} FINAL "
+            "WHERE pipeline = {p:String} AND window_start >= {s:DateTime64(3, 'UTC')} "
+            "AND window_end <= {e:DateTime64(3, 'UTC')} ORDER BY started_at",
+            {"p": pipeline, "s": start, "e": end},
+        )
+        return [self._record(row) for row in rows]
+
     def latest_per_pipeline(self) -> dict[str, RunRecord]:
         """The newest run of every pipeline."""
         rows = self.warehouse.query_rows(

@@ -133,7 +133,7 @@ class FailingAfter(ClickHouseReplaceWindow):
             raise RetriableError("network went away")
         super().write(batch, ctx)
         self.written += 1
-        staged = self.warehouse.query_rows(f"SELECT count() FROM {self.staging}")
+        staged = self.warehouse.query_rows(f"SELECT count() FROM {ctx.step_state(self)['staging']}")
         assert staged == [(self.written * 2,)]
         assert content(self.warehouse) == {1: [1, 2, 3]}  # staging is not the target
 

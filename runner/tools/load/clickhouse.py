@@ -37,7 +37,6 @@ class ClickHouseLoader(Loader):
     def __init__(self, table: str, *, deduplicate: bool = True) -> None:
         self.database, self.table = _split_table(table)
         self.deduplicate = deduplicate
-        self._batch_number = 0
 
     @property
     def target(self) -> str:
@@ -50,7 +49,6 @@ class ClickHouseLoader(Loader):
 
     def open(self, ctx: RunContext) -> None:
         """Fail early, with a clear message, when the table is missing or of the wrong kind."""
-        self._batch_number = 0
         database = self.database or ctx.warehouse.database
         rows = ctx.warehouse.query_rows(
             "SELECT engine FROM system.tables WHERE database = {db:String} AND name = {t:String}",
@@ -68,17 +66,23 @@ class ClickHouseLoader(Loader):
                 f"{database}.{self.table} is {engine}"
             )
 
-    def token(self, ctx: RunContext) -> str:
-        """The deterministic deduplication token of the current batch."""
+    def next_token(self, ctx: RunContext) -> str:
+        """The deterministic deduplication token of the run's next batch.
+
+        The batch number is counted per run (in the context), so parallel runs of the same
+        pipeline object never disturb each other's numbering.
+        """
+        state = ctx.step_state(self)
+        state["batch"] = number = state.get("batch", 0) + 1
         return (
             f"{ctx.pipeline}/{ctx.node}/{self.target}/"
-            f"{ctx.window.start.isoformat()}/{ctx.window.end.isoformat()}/{self._batch_number}"
+            f"{ctx.window.start.isoformat()}/{ctx.window.end.isoformat()}/{number}"
         )
 
     def write(self, batch: pa.RecordBatch, ctx: RunContext) -> None:
         """Insert one batch."""
-        self._batch_number += 1
-        settings = {"insert_deduplication_token": self.token(ctx)} if self.deduplicate else {}
+        token = self.next_token(ctx)
+        settings = {"insert_deduplication_token": token} if self.deduplicate else {}
         ctx.warehouse.insert_arrow(self.target, batch, settings=settings)
 
 

@@ -74,7 +74,6 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
         super().__init__(table, deduplicate=deduplicate)
         self.time_column = check_identifier(time_column, what="time column")
         check_identifier(self.table + STAGING_MARK + "0" * _HASH_LENGTH, what="staging table name")
-        self.staging: str | None = None  # "database.name" while a staging table exists
         self.partition_key = ""
         self._date_column = False
 
@@ -110,8 +109,9 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
         self._date_column = self._check_time_column(ctx, database, full_name)
         self._drop_stale_staging(ctx, database)
         digest = hashlib.sha256(f"{ctx.run_id}/{ctx.node}".encode()).hexdigest()[:_HASH_LENGTH]
-        self.staging = f"{database}.{self.table}{STAGING_MARK}{digest}"
-        staging = wh.table(self.staging)
+        name = f"{database}.{self.table}{STAGING_MARK}{digest}"
+        ctx.step_state(self)["staging"] = name  # per run: parallel windows share this loader
+        staging = wh.table(name)
         wh.command(f"DROP TABLE IF EXISTS {staging} SYNC")
         wh.command(f"CREATE TABLE {staging} AS {wh.table(full_name)}")
         if not self.deduplicate:
@@ -161,12 +161,13 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
 
     def write(self, batch: pa.RecordBatch, ctx: RunContext) -> None:
         """Check every row is inside the window, then insert the batch into staging."""
-        if self.staging is None:
+        staging = ctx.step_state(self).get("staging")
+        if staging is None:
             raise FatalError(f"replace_window into {self.target}: write() before open()")
         self._check_window(batch, ctx)
-        self._batch_number += 1
-        settings = {"insert_deduplication_token": self.token(ctx)} if self.deduplicate else {}
-        ctx.warehouse.insert_arrow(self.staging, batch, settings=settings)
+        token = self.next_token(ctx)
+        settings = {"insert_deduplication_token": token} if self.deduplicate else {}
+        ctx.warehouse.insert_arrow(staging, batch, settings=settings)
 
     def _check_window(self, batch: pa.RecordBatch, ctx: RunContext) -> None:
         """Refuse a batch with a row outside [window.start, window.end), vectorised."""
@@ -220,7 +221,7 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
 
     def close(self, ctx: RunContext, *, success: bool) -> None:
         """On success swap the window's partitions in; always drop the staging table."""
-        staging, self.staging = self.staging, None
+        staging = ctx.step_state(self).pop("staging", None)
         if staging is None:
             return
         try:

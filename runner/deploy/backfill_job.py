@@ -1,0 +1,523 @@
+"""Backfill Jobs: one batch/v1 Indexed Job per backfill, built from the pipeline's CronJob.
+
+The Job is made the way ``kubectl create job --from=cronjob/<name>`` makes one (the
+CronJob's job template with its labels and annotations, ``cronjob.kubernetes.io/instantiate:
+manual``, a controller ownerReference to a live CronJob), so image, service account,
+security contexts, secrets and resources are exactly the scheduled runs'.  It then becomes
+an Indexed Job: completion index ``i`` runs window ``i`` of ``RUNNER_BACKFILL_WINDOWS``
+(Kubernetes sets ``JOB_COMPLETION_INDEX`` in each pod), each index retried on its own.
+
+Everything is a plain dict in the Kubernetes JSON shape (camelCase keys), so one code path
+serves a CronJob read from the API server and one rendered by ``helm template``.
+``kubernetes`` and ``yaml`` are imported inside functions.
+
+Kubernetes versions: ``backoffLimitPerIndex``, ``maxFailedIndexes`` and the ``FailIndex``
+pod-failure action are beta and on by default from 1.29 and GA in 1.33; they are in the
+official schemas of every version the chart supports (1.30 and newer).  A server with the
+``JobBackoffLimitPerIndex`` feature gate turned off rejects the Job (422), since its
+``FailIndex`` rule needs the field.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from runner.errors import ConfigError, ExitCode, NotReadyError, RunnerError
+
+if TYPE_CHECKING:
+    from runner.pipeline.windows import Window
+
+T = TypeVar("T")
+
+PIPELINE_LABEL = "pipeline-runner/pipeline"
+BACKFILL_ID_LABEL = "pipeline-runner/backfill-id"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+INSTANTIATE_ANNOTATION = "cronjob.kubernetes.io/instantiate"
+START_ANNOTATION = "pipeline-runner/backfill-start"
+END_ANNOTATION = "pipeline-runner/backfill-end"
+COUNT_ANNOTATION = "pipeline-runner/backfill-windows"
+CONTAINER = "runner"
+INDEX_ENV = "JOB_COMPLETION_INDEX"
+WINDOWS_ENV = "RUNNER_BACKFILL_WINDOWS"
+ID_ENV = "RUNNER_BACKFILL_ID"
+TRIGGER_ENV = "RUNNER_TRIGGER"
+#: Linux refuses to exec a process with any single "NAME=value" environment string longer
+#: than MAX_ARG_STRLEN (32 pages = 128 KiB, counting the trailing NUL): the pod would never
+#: start.  This, not the 256 KiB annotation budget, bounds the windows a Job can carry.
+MAX_ENV_STRING_BYTES = 131_072
+#: API-server limit on parallelism of an Indexed Job.
+MAX_PARALLELISM = 100_000
+MAX_NAME_LENGTH = 63  # a Job's name is also a label value on its pods
+PER_INDEX_ACTIONS = frozenset({"FailJob", "FailIndex", "Ignore", "Count"})
+REQUEST_TIMEOUT_SECONDS = 30.0
+_BACKFILL_ID = re.compile(r"[0-9a-f]{8}")
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
+_INDEX = re.compile(r"[0-9]{1,9}")
+
+
+# -- reading the CronJob ---------------------------------------------------------------
+
+
+def read_cronjob(namespace: str, name: str, *, api: Any | None = None) -> dict[str, Any]:
+    """The live CronJob ``namespace/name`` as a camelCase dict (``api``: a BatchV1Api)."""
+    batch = _batch_api(api)
+    where = f"CronJob {namespace}/{name}"
+    try:
+        found = _call(
+            batch,
+            "get",
+            "cronjobs",
+            where,
+            lambda: batch.read_namespaced_cron_job(
+                name, namespace, _request_timeout=REQUEST_TIMEOUT_SECONDS
+            ),
+        )
+    except _HttpStatusError as exc:
+        if exc.status == 404:
+            raise ConfigError(
+                f"no CronJob {namespace}/{name}; is the release installed? "
+                "or use --from-manifest"
+            ) from None
+        raise exc.error from None
+    return dict(batch.api_client.sanitize_for_serialization(found))
+
+
+def cronjob_from_manifest(path: Path, pipeline: str) -> dict[str, Any]:
+    """The CronJob labelled ``pipeline-runner/pipeline=<pipeline>`` in a multi-document file.
+
+    For ``helm template`` output (or ``kubectl get -o yaml``, whose ``List`` is unpacked),
+    when the release is not installed or the caller may not read it.  Documents are read
+    one at a time; only matching CronJobs are kept.
+    """
+    import yaml
+
+    matches: list[dict[str, Any]] = []
+    others: set[str] = set()
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for document in yaml.safe_load_all(handle):
+                for item in _objects(document):
+                    if item.get("kind") != "CronJob":
+                        continue
+                    label = _labels(item).get(PIPELINE_LABEL)
+                    if label == pipeline:
+                        matches.append(item)
+                    else:
+                        others.add(str(label))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the manifest: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a YAML manifest (not UTF-8 text)") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"{where}: not a YAML manifest: {problem}") from None
+    if len(matches) > 1:
+        names = ", ".join(sorted(_name(m) for m in matches))
+        raise ConfigError(
+            f"{path}: {len(matches)} CronJobs are labelled {PIPELINE_LABEL}={pipeline} "
+            f"({names}); render one release only"
+        )
+    if not matches:
+        seen = f"CronJobs there are for: {', '.join(sorted(others))}" if others else "no CronJob"
+        raise ConfigError(
+            f"{path}: no CronJob labelled {PIPELINE_LABEL}={pipeline} ({seen}); "
+            "is the pipeline disabled, or is this not `helm template` output?"
+        )
+    return matches[0]
+
+
+# -- building the Job ------------------------------------------------------------------
+
+
+def build_backfill_job(  # noqa: PLR0913 - one keyword per Job knob
+    cronjob: Mapping[str, Any],
+    *,
+    pipeline: str,
+    windows: Sequence[Window],
+    parallelism: int,
+    backfill_id: str,
+    backoff_limit_per_index: int = 2,
+    max_failed_indexes: int | None = None,
+) -> dict[str, Any]:
+    """An Indexed Job running ``windows`` (index ``i`` runs ``windows[i]``) from ``cronjob``.
+
+    Changed from the CronJob's job template, and nothing else:
+
+    - ``completionMode: Indexed``, ``completions`` (one per window), ``parallelism``,
+      ``backoffLimitPerIndex`` and optionally ``maxFailedIndexes``; a broken window then
+      uses up its own retries, not the whole backfill's.
+    - ``backoffLimit`` removed: set, it caps the failures of all indexes together and
+      defeats per-index retries (unset, it defaults to MaxInt32 with backoffLimitPerIndex).
+    - ``activeDeadlineSeconds`` removed: it bounds one scheduled run, a backfill runs many.
+      ``ttlSecondsAfterFinished`` stays as in the CronJob.
+    - ``podFailurePolicy``: a ``FailJob`` rule matching exit 5 (another run holds the
+      window's lock) gets a ``FailIndex`` rule for 5 in front of it (and loses 5 from an
+      ``In`` list), so one busy window fails only its index; exits 2 and 3 (usage and
+      configuration: every window would fail alike) still fail the Job.  ``Ignore``,
+      ``Count`` and ``FailIndex`` rules are kept; any other action is refused.
+    - the ``runner`` container: args ``backfill index <pipeline>``; env ``RUNNER_TRIGGER=
+      backfill`` (replacing the CronJob's), ``RUNNER_BACKFILL_ID`` and
+      ``RUNNER_BACKFILL_WINDOWS`` (compact JSON ``[[start, end], ...]`` in index order).
+    - pod template labels: ``pipeline-runner/backfill-id``.
+
+    The Job's own labels are the job template's plus backfill id, pipeline and
+    ``app.kubernetes.io/component: backfill``; its annotations those kubectl sets plus the
+    range and window count.  The ownerReference is added only for a live CronJob (one with
+    a ``metadata.uid``); a rendered manifest has none.
+    """
+    _check_arguments(pipeline, windows, parallelism, backfill_id, backoff_limit_per_index)
+    if max_failed_indexes is not None and not 0 <= max_failed_indexes <= len(windows):
+        raise ConfigError(
+            f"max failed indexes must be between 0 and the number of windows "
+            f"({len(windows)}), not {max_failed_indexes}"
+        )
+    source = _name(cronjob)
+    where = f"CronJob {source}"
+    owner = _labels(cronjob).get(PIPELINE_LABEL)
+    if owner is not None and owner != pipeline:
+        raise ConfigError(f"{where} belongs to pipeline {owner!r}, not {pipeline!r}")
+    job_template = _mapping(_mapping(cronjob, "spec", where), "jobTemplate", where)
+    template_meta = job_template.get("metadata") or {}
+    spec = copy.deepcopy(dict(_mapping(job_template, "spec", where)))
+    windows_json = _windows_json(windows)
+
+    spec.pop("backoffLimit", None)
+    spec.pop("activeDeadlineSeconds", None)
+    spec["completionMode"] = "Indexed"
+    spec["completions"] = len(windows)
+    spec["parallelism"] = parallelism
+    spec["backoffLimitPerIndex"] = backoff_limit_per_index
+    if max_failed_indexes is not None:
+        spec["maxFailedIndexes"] = max_failed_indexes
+    if spec.get("podFailurePolicy"):
+        spec["podFailurePolicy"] = _per_index_policy(spec["podFailurePolicy"], where)
+
+    pod = _mapping(spec, "template", where)
+    pod_spec = _mapping(pod, "spec", where)
+    if pod_spec.get("restartPolicy") != "Never":
+        raise ConfigError(
+            f"{where}: backoffLimitPerIndex needs restartPolicy Never in the pod template, "
+            f"not {pod_spec.get('restartPolicy')!r}"
+        )
+    pod.setdefault("metadata", {}).setdefault("labels", {})[BACKFILL_ID_LABEL] = backfill_id
+    container = _runner_container(pod_spec, where)
+    container["args"] = ["backfill", "index", pipeline]
+    container["env"] = _with_env(
+        container.get("env") or [],
+        {TRIGGER_ENV: "backfill", ID_ENV: backfill_id, WINDOWS_ENV: windows_json},
+    )
+
+    labels = dict(template_meta.get("labels") or {})
+    labels |= {BACKFILL_ID_LABEL: backfill_id, PIPELINE_LABEL: pipeline}
+    labels[COMPONENT_LABEL] = "backfill"
+    annotations = {INSTANTIATE_ANNOTATION: "manual", **(template_meta.get("annotations") or {})}
+    annotations |= {
+        START_ANNOTATION: min(w.start for w in windows).isoformat(),
+        END_ANNOTATION: max(w.end for w in windows).isoformat(),
+        COUNT_ANNOTATION: str(len(windows)),
+    }
+    metadata: dict[str, Any] = {"name": _job_name(source, backfill_id)}
+    namespace = (cronjob.get("metadata") or {}).get("namespace")
+    if namespace:
+        metadata["namespace"] = namespace
+    metadata |= {"labels": labels, "annotations": annotations}
+    uid = (cronjob.get("metadata") or {}).get("uid")
+    if uid:
+        # as kubectl: controller, but no blockOwnerDeletion (that needs cronjobs/finalizers)
+        metadata["ownerReferences"] = [
+            {
+                "apiVersion": "batch/v1",
+                "kind": "CronJob",
+                "name": source,
+                "uid": uid,
+                "controller": True,
+            }
+        ]
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}
+
+
+def window_for_index(environ: Mapping[str, str]) -> tuple[str, str]:
+    """The (start, end) ISO strings this pod of a backfill Job runs, from its environment."""
+    raw_index = environ.get(INDEX_ENV)
+    if raw_index is None:
+        raise ConfigError(
+            f"{INDEX_ENV} is not set: `runner backfill index` runs in a pod of an Indexed "
+            "backfill Job (create one with `runner backfill job`)"
+        )
+    if not _INDEX.fullmatch(raw_index):
+        raise ConfigError(f"{INDEX_ENV}={raw_index!r} is not a completion index (0, 1, ...)")
+    index = int(raw_index)
+    raw = environ.get(WINDOWS_ENV)
+    if raw is None:
+        raise ConfigError(f"{WINDOWS_ENV} is not set: this pod is not from a backfill Job")
+    try:
+        windows = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{WINDOWS_ENV} is not JSON: {exc.msg} at character {exc.pos}") from None
+    if not isinstance(windows, list):
+        raise ConfigError(f"{WINDOWS_ENV} must be a JSON list of [start, end] pairs")
+    if index >= len(windows):
+        raise ConfigError(
+            f"{INDEX_ENV}={index} is out of range: {WINDOWS_ENV} holds {len(windows)} windows"
+        )
+    pair = windows[index]
+    if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
+        raise ConfigError(f"{WINDOWS_ENV}[{index}] is not a [start, end] pair of ISO strings")
+    return pair[0], pair[1]
+
+
+# -- creating it -----------------------------------------------------------------------
+
+
+def create_job(
+    job: Mapping[str, Any], *, namespace: str | None = None, api: Any | None = None
+) -> dict[str, Any]:
+    """Create ``job`` (in ``namespace``, else its own) and return the server's copy as a dict."""
+    from pydantic import ValidationError
+
+    name = (job.get("metadata") or {}).get("name") or "<no name>"
+    own = (job.get("metadata") or {}).get("namespace")
+    if namespace and own and namespace != own:
+        raise ConfigError(f"Job {name} is for namespace {own}, not {namespace}")
+    target = namespace or own
+    if not target:
+        raise ConfigError(f"Job {name} has no namespace: give one (-n/--namespace)")
+    batch = _batch_api(api)
+    where = f"Job {target}/{name}"
+    try:
+        created = _call(
+            batch,
+            "create",
+            "jobs",
+            where,
+            lambda: batch.create_namespaced_job(
+                target, body=dict(job), _request_timeout=REQUEST_TIMEOUT_SECONDS
+            ),
+        )
+    except _HttpStatusError as exc:
+        if exc.status == 409:
+            raise ConfigError(
+                f"a Job named {target}/{name} already exists (this backfill was already "
+                "started?); see it with `kubectl get job`, or start a new backfill id"
+            ) from None
+        raise exc.error from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(
+            f"{where} does not fit the kubernetes client's batch/v1 Job: {field}: {first['msg']}"
+        ) from None
+    return dict(batch.api_client.sanitize_for_serialization(created))
+
+
+def to_yaml(job: Mapping[str, Any]) -> str:
+    """The Job as YAML in its own key order, for review or ``kubectl create -f -``."""
+    import yaml
+
+    text: str = yaml.safe_dump(dict(job), sort_keys=False, allow_unicode=True, width=1 << 30)
+    return text
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+class _HttpStatusError(Exception):
+    """An API error status, with the generic framework error for it (callers refine)."""
+
+    def __init__(self, status: int, error: RunnerError) -> None:
+        super().__init__(str(error))
+        self.status = status
+        self.error = error
+
+
+def _batch_api(api: Any | None) -> Any:
+    if api is not None:
+        return api
+    from kubernetes import client
+
+    from runner.kube.client import build_api_client
+
+    return client.BatchV1Api(build_api_client("runner backfill job"))
+
+
+def _call(api: Any, verb: str, resource: str, where: str, call: Callable[[], T]) -> T:
+    """Run one API call; HTTP statuses become :class:`_HttpStatusError`, no answer NotReady."""
+    import urllib3
+    from kubernetes.client.exceptions import ApiException
+
+    url = _host(api)
+    try:
+        return call()
+    except ApiException as exc:
+        status = int(exc.status or 0)
+        detail = _status_message(exc)
+        rbac = f"the caller needs '{verb}' on {resource} (batch) in that namespace"
+        error: RunnerError
+        if status == 401:
+            error = ConfigError(
+                f"Kubernetes API {url} rejected our credentials (HTTP 401) trying to {verb} "
+                f"{where}: check the kubeconfig or token; RBAC: {rbac}"
+            )
+        elif status == 403:
+            error = ConfigError(
+                f"RBAC: Kubernetes API {url} forbids {verb} of {where} (HTTP 403): {rbac} "
+                "(the chart's backfill Role, rbac.backfill.subjects, grants it)"
+            )
+        elif status in {400, 422}:
+            error = ConfigError(f"Kubernetes API {url} rejected {verb} of {where}: {detail}")
+        else:
+            error = NotReadyError(
+                f"Kubernetes API {url} failed to {verb} {where}: HTTP {status} {detail}"
+            )
+        raise _HttpStatusError(status, error) from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise NotReadyError(
+            f"Kubernetes API {url} unreachable trying to {verb} {where}: {type(exc).__name__}"
+        ) from None
+
+
+def _host(api: Any) -> str:
+    configuration = getattr(getattr(api, "api_client", None), "configuration", None)
+    return str(getattr(configuration, "host", "(unknown)"))
+
+
+def _status_message(exc: Any) -> str:
+    """The ``message`` of a ``kind: Status`` body, else the HTTP reason, on one line."""
+    try:
+        message = str(json.loads(exc.body or "")["message"])
+    except (ValueError, KeyError, TypeError):
+        message = str(exc.reason or "")
+    return " ".join(message.split())
+
+
+def _objects(document: Any) -> list[dict[str, Any]]:
+    """The objects of one YAML document: itself, or the items of a ``*List``."""
+    if not isinstance(document, dict):
+        return []
+    if str(document.get("kind", "")).endswith("List") and isinstance(document.get("items"), list):
+        return [item for item in document["items"] if isinstance(item, dict)]
+    return [document]
+
+
+def _labels(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    metadata = obj.get("metadata")
+    labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
+    return labels if isinstance(labels, Mapping) else {}
+
+
+def _name(obj: Mapping[str, Any]) -> str:
+    metadata = obj.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{obj.get('kind') or 'object'} without metadata.name")
+    return name
+
+
+def _mapping(parent: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = parent.get(key)
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} has no {key} object")
+    return value
+
+
+def _check_arguments(
+    pipeline: str,
+    windows: Sequence[Window],
+    parallelism: int,
+    backfill_id: str,
+    backoff_limit_per_index: int,
+) -> None:
+    if not _BACKFILL_ID.fullmatch(backfill_id):
+        raise ConfigError(f"backfill id {backfill_id!r} must be 8 lower-case hex characters")
+    if not pipeline or not _LABEL_VALUE.fullmatch(pipeline):
+        raise ConfigError(f"pipeline name {pipeline!r} is not a valid Kubernetes label value")
+    if not windows:
+        raise ConfigError("a backfill Job needs at least one window")
+    if not 1 <= parallelism <= MAX_PARALLELISM:
+        raise ConfigError(f"parallelism must be between 1 and {MAX_PARALLELISM}, not {parallelism}")
+    if backoff_limit_per_index < 0:
+        raise ConfigError(f"retries per window must be 0 or more, not {backoff_limit_per_index}")
+
+
+def _windows_json(windows: Sequence[Window]) -> str:
+    """The compact JSON of the windows, refused when the pod could not even start with it."""
+    pairs = [[w.start.isoformat(), w.end.isoformat()] for w in windows]
+    text = json.dumps(pairs, separators=(",", ":"))
+    budget = MAX_ENV_STRING_BYTES - len(WINDOWS_ENV) - 2  # "NAME=" and the NUL
+    size = len(text.encode())
+    if size > budget:
+        fit = max(1, budget * len(windows) // size)
+        raise ConfigError(
+            f"{len(windows)} windows do not fit in one Job: {WINDOWS_ENV} would be {size} "
+            f"bytes, a process environment string may have at most {MAX_ENV_STRING_BYTES}; "
+            f"about {fit} windows fit: use a coarser --step or split the range"
+        )
+    return text
+
+
+def _job_name(cronjob: str, backfill_id: str) -> str:
+    """``<cronjob>-bf-<id>`` in 63 characters, shortening the CronJob part, never the id."""
+    suffix = f"-bf-{backfill_id}"
+    return cronjob[: MAX_NAME_LENGTH - len(suffix)].rstrip("-.") + suffix
+
+
+def _runner_container(pod_spec: dict[str, Any], where: str) -> dict[str, Any]:
+    containers = pod_spec.get("containers") or []
+    for container in containers:
+        if isinstance(container, dict) and container.get("name") == CONTAINER:
+            return container
+    names = ", ".join(str(c.get("name")) for c in containers if isinstance(c, dict)) or "none"
+    raise ConfigError(f"{where}: no container named {CONTAINER!r} in its pod (found: {names})")
+
+
+def _with_env(env: list[dict[str, Any]], values: dict[str, str]) -> list[dict[str, Any]]:
+    """``env`` with ``values`` set: an existing entry is replaced in place, once."""
+    result: list[dict[str, Any]] = []
+    placed: set[str] = set()
+    for entry in env:
+        name = entry.get("name")
+        if name in values:
+            if name not in placed:
+                result.append({"name": name, "value": values[name]})
+                placed.add(name)
+            continue
+        result.append(entry)
+    result.extend({"name": k, "value": v} for k, v in values.items() if k not in placed)
+    return result
+
+
+def _per_index_policy(policy: dict[str, Any], where: str) -> dict[str, Any]:
+    """The pod failure policy for per-index retries (the rule is in build_backfill_job)."""
+    busy = int(ExitCode.ALREADY_RUNNING)
+    rules: list[dict[str, Any]] = []
+    for number, rule in enumerate(policy.get("rules") or [], start=1):
+        action = rule.get("action")
+        if action not in PER_INDEX_ACTIONS:
+            raise ConfigError(
+                f"{where}: podFailurePolicy rule {number} has action {action!r}; a backfill "
+                f"Job allows {', '.join(sorted(PER_INDEX_ACTIONS))}"
+            )
+        codes = rule.get("onExitCodes")
+        if action == "FailJob" and codes and _matches(codes, busy):
+            only_busy = {k: v for k, v in codes.items() if k == "containerName"}
+            only_busy |= {"operator": "In", "values": [busy]}
+            rules.append({"action": "FailIndex", "onExitCodes": only_busy})
+            if codes.get("operator") == "In":
+                rest = [code for code in codes.get("values") or [] if code != busy]
+                if rest:
+                    rules.append(rule | {"onExitCodes": codes | {"values": rest}})
+                continue
+        rules.append(rule)
+    return policy | {"rules": rules}
+
+
+def _matches(codes: Mapping[str, Any], code: int) -> bool:
+    listed = code in (codes.get("values") or [])
+    return listed if codes.get("operator") == "In" else not listed

@@ -1,0 +1,210 @@
+"""Backfills: plan a range, run its windows here, or hand them to an Indexed Job.
+
+Re-running a backfill is always safe: each window load is idempotent, windows that
+already succeeded are skipped by default, and each window takes the same per-window lock
+as the scheduled run of that window.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from runner.errors import ConfigError, InterruptedRunError, RunnerError
+from runner.log import get_logger
+from runner.pipeline.backfill import BackfillPlan, make_plan, parse_step, plan_windows
+from runner.pipeline.windows import Window, parse_instant
+
+if TYPE_CHECKING:
+    from runner.pipeline.discovery import Registry
+    from runner.settings import Settings
+    from runner.state.runs import RunRecord
+
+
+@dataclass(frozen=True)
+class Range:
+    """What the operator asked for."""
+
+    start: str
+    end: str
+    step: str = "schedule"
+    only_missing: bool = True
+    reverse: bool = False
+
+
+def plan(settings: Settings, registry: Registry, name: str, wanted: Range) -> BackfillPlan:
+    """The windows of the range and which of them already succeeded."""
+    from runner.state.runs import RunHistory
+    from runner.warehouse.client import Warehouse
+
+    spec = registry.load(name).spec
+    start = parse_instant(wanted.start, option="--start")
+    end = parse_instant(wanted.end, option="--end")
+    windows = plan_windows(spec, start, end, parse_step(wanted.step))
+    if not windows:
+        raise ConfigError(
+            f"no whole window of {name!r} fits in {start.isoformat()}..{end.isoformat()} "
+            f"with step {wanted.step!r}"
+        )
+    warehouse = Warehouse.connect(settings)
+    try:
+        runs = RunHistory(warehouse, settings.state_database).in_range(name, start, end)
+    finally:
+        warehouse.close()
+    succeeded = {(r.window_start, r.window_end) for r in runs if r.status == "succeeded"}
+    return make_plan(windows, succeeded, only_missing=wanted.only_missing, reverse=wanted.reverse)
+
+
+def check_size(settings: Settings, count: int, *, confirmed: bool) -> None:
+    """A range larger than ``backfill_max_windows`` needs an explicit ``--yes``."""
+    if count > settings.backfill_max_windows and not confirmed:
+        raise ConfigError(
+            f"{count} windows is more than RUNNER_BACKFILL_MAX_WINDOWS="
+            f"{settings.backfill_max_windows}: pass --yes to go ahead, or use a coarser --step"
+        )
+
+
+@dataclass
+class LocalOutcome:
+    """How a local backfill ended."""
+
+    succeeded: list[Window] = field(default_factory=list)
+    failed: dict[Window, str] = field(default_factory=dict)
+    interrupted: bool = False
+
+
+@contextmanager
+def _stop_on_ctrl_c(cancel: threading.Event) -> Iterator[None]:
+    """First Ctrl-C/SIGTERM: start no new window, stop running ones between batches."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handle(signum: int, _frame: object) -> None:
+        get_logger().warning(
+            "stopping the backfill between batches", signal=signal.Signals(signum).name
+        )
+        cancel.set()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    for sig in previous:
+        signal.signal(sig, handle)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_local(
+    settings: Settings,
+    registry: Registry,
+    name: str,
+    windows: list[Window],
+    *,
+    parallelism: int = 1,
+    on_window: Callable[[Window, str, dict[str, Any]], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> LocalOutcome:
+    """Run ``windows`` of ``name`` on this machine, ``parallelism`` at a time."""
+    from runner.services.run import run_pipeline
+
+    if parallelism < 1:
+        raise ConfigError("--parallelism must be at least 1")
+    backfill_settings = settings.model_copy(update={"trigger": "backfill"})
+    stop = cancel or threading.Event()
+    outcome = LocalOutcome()
+
+    def one(window: Window) -> tuple[str, dict[str, Any]]:
+        if stop.is_set():
+            return "skipped", {}
+        result = run_pipeline(
+            backfill_settings,
+            registry,
+            name,
+            start=window.start.isoformat(),
+            end=window.end.isoformat(),
+            cancel=stop,
+        )
+        return result.status, {k: v.as_dict() for k, v in result.steps.items()}
+
+    with _stop_on_ctrl_c(stop), ThreadPoolExecutor(max_workers=parallelism) as pool:
+        pending: dict[Future[tuple[str, dict[str, Any]]], Window] = {}
+        queue = list(windows)
+        while queue or pending:
+            while queue and len(pending) < parallelism and not stop.is_set():
+                window = queue.pop(0)
+                pending[pool.submit(one, window)] = window
+            if not pending:
+                break
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                window = pending.pop(future)
+                status, steps = _outcome_of(future)
+                if status == "succeeded":
+                    outcome.succeeded.append(window)
+                elif status not in {"skipped", "cancelled"}:
+                    outcome.failed[window] = status
+                if on_window is not None:
+                    on_window(window, status, steps)
+    outcome.interrupted = stop.is_set()
+    return outcome
+
+
+def _outcome_of(future: Future[tuple[str, dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
+    try:
+        return future.result()
+    except InterruptedRunError:
+        return "cancelled", {}
+    except RunnerError as exc:
+        return f"failed: {exc}", {}
+
+
+def window_status(
+    settings: Settings, registry: Registry, name: str, wanted: Range
+) -> list[dict[str, Any]]:
+    """Each window of the range with the state of its latest run."""
+    from runner.state.runs import RunHistory
+    from runner.warehouse.client import Warehouse
+
+    spec = registry.load(name).spec
+    start = parse_instant(wanted.start, option="--start")
+    end = parse_instant(wanted.end, option="--end")
+    windows = plan_windows(spec, start, end, parse_step(wanted.step))
+    warehouse = Warehouse.connect(settings)
+    try:
+        runs = RunHistory(warehouse, settings.state_database).in_range(name, start, end)
+    finally:
+        warehouse.close()
+    latest: dict[tuple[Any, Any], RunRecord] = {}
+    for record in runs:  # oldest first: the last one wins
+        latest[record.window_start, record.window_end] = record
+    stale = timedelta(seconds=settings.stale_after_seconds)
+    return [_status_row(w, latest.get((w.start, w.end)), stale) for w in windows]
+
+
+def _status_row(window: Window, record: RunRecord | None, stale: timedelta) -> dict[str, Any]:
+    from runner.services.status import shown_status
+
+    row: dict[str, Any] = {
+        "window_start": window.start.isoformat(),
+        "window_end": window.end.isoformat(),
+        "status": "pending",
+    }
+    if record is not None:
+        row |= {
+            "status": shown_status(record, stale),
+            "run_id": record.run_id,
+            "trigger": record.trigger,
+            "rows_loaded": record.rows_loaded,
+            "error": record.error_message,
+        }
+    return row

@@ -1,0 +1,202 @@
+"""Local backfills against the embedded engine: 30 windows, interrupted, resumed."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from runner.cli import app
+from runner.errors import ConfigError
+from runner.pipeline.discovery import Registry
+from runner.services.backfill import Range, check_size, plan, run_local, window_status
+
+PIPELINE = """
+import time
+from datetime import timedelta
+from runner import clickhouse_append, el
+
+def extract(ctx):
+    day = int(ctx.window.start.timestamp()) // 86400
+    time.sleep(float(ctx.params.get("sleep", "0")))
+    for i in range(50):
+        yield {"id": day * 1000 + i, "ts": ctx.window.start + timedelta(minutes=i)}
+
+pipeline = el("daily", schedule="0 0 * * *", extract=extract, load=clickhouse_append("facts"))
+"""
+MIGRATION = (
+    "CREATE TABLE {{database}}.facts (id UInt64, ts DateTime64(3, 'UTC')) ENGINE = MergeTree "
+    "ORDER BY id SETTINGS non_replicated_deduplication_window = 1000"
+)
+RANGE = Range("2026-01-01", "2026-01-31")  # 30 daily windows
+
+
+@pytest.fixture
+def project(tmp_path):
+    (tmp_path / "pipelines").mkdir()
+    (tmp_path / "pipelines" / "daily_pipeline.py").write_text(PIPELINE)
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations" / "0001_facts.sql").write_text(MIGRATION)
+    return tmp_path
+
+
+@pytest.fixture
+def settings(runner_settings, project, warehouse):
+    from runner.migrate.apply import Migrator
+
+    Migrator(
+        warehouse, project / "migrations", state_database=runner_settings.state_database
+    ).apply()
+    return runner_settings.model_copy(update={"project_dir": project, "lock_backend": "file"})
+
+
+def test_a_30_window_backfill_interrupted_and_resumed_loads_each_window_once(
+    settings, project, warehouse
+):
+    registry = Registry(project / "pipelines")
+    first = plan(settings, registry, "daily", RANGE)
+    assert (len(first.windows), len(first.done), len(first.todo)) == (30, 0, 30)
+    cancel = threading.Event()
+    seen = []
+
+    def stop_after_ten(window, status, steps):
+        seen.append(status)
+        if len(seen) == 10:
+            cancel.set()  # as Ctrl-C does
+
+    outcome = run_local(
+        settings,
+        registry,
+        "daily",
+        first.todo,
+        parallelism=2,
+        on_window=stop_after_ten,
+        cancel=cancel,
+    )
+    assert outcome.interrupted
+    assert 10 <= len(outcome.succeeded) < 30
+    resumed = plan(settings, registry, "daily", RANGE)
+    assert len(resumed.done) == len(outcome.succeeded)
+    assert len(resumed.todo) == 30 - len(outcome.succeeded)
+    again = run_local(settings, registry, "daily", resumed.todo, parallelism=3)
+    assert not again.interrupted
+    assert not again.failed
+    assert warehouse.query_rows("SELECT count(), uniqExact(id) FROM facts") == [(1500, 1500)]
+    assert plan(settings, registry, "daily", RANGE).todo == []
+    redo = plan(settings, registry, "daily", Range("2026-01-01", "2026-01-31", only_missing=False))
+    run_local(settings, registry, "daily", redo.todo[:3])
+    assert warehouse.query_rows("SELECT count() FROM facts") == [(1500,)]  # redone, not duplicated
+    statuses = {r["status"] for r in window_status(settings, registry, "daily", RANGE)}
+    assert statuses == {"succeeded"}
+
+
+def test_large_ranges_need_confirmation(settings):
+    with pytest.raises(ConfigError, match="RUNNER_BACKFILL_MAX_WINDOWS=500"):
+        check_size(settings, 501, confirmed=False)
+    check_size(settings, 501, confirmed=True)
+
+
+def test_cli_plan_run_and_status(settings, project):
+    env = {
+        "RUNNER_PROJECT_DIR": str(project),
+        "RUNNER_WAREHOUSE_URL": settings.warehouse_url,
+        "RUNNER_DATABASE": settings.database,
+        "RUNNER_STATE_DATABASE": settings.state_database,
+        "RUNNER_LOCK_BACKEND": "file",
+        "RUNNER_LOG_FORMAT": "json",
+    }
+    args = ["--start", "2026-02-01", "--end", "2026-02-04"]
+    runner = CliRunner()
+    planned = runner.invoke(app, ["backfill", "plan", "daily", *args])
+    planned = runner.invoke(app, ["backfill", "plan", "daily", *args], env=env)
+    assert planned.exit_code == 0, planned.output
+    assert "3 windows, 0 already succeeded, 3 to run" in planned.stdout
+    ran = runner.invoke(app, ["backfill", "run", "daily", *args, "--parallelism", "2"], env=env)
+    assert ran.exit_code == 0, ran.output
+    progress = [
+        json.loads(line) for line in ran.stdout.splitlines() if '"backfill window finished"' in line
+    ]
+    assert sorted(p["done"] for p in progress) == [1, 2, 3]
+    assert all(p["status"] == "succeeded" and p["rows_loaded"] == 50 for p in progress)
+    status = json.loads(
+        runner.invoke(app, ["backfill", "status", "daily", *args, "-o", "json"], env=env).stdout
+    )
+    assert [s["status"] for s in status] == ["succeeded"] * 3
+    replan = json.loads(
+        runner.invoke(app, ["backfill", "plan", "daily", *args, "-o", "json"], env=env).stdout
+    )
+    assert replan == {"windows": 3, "done": 3, "todo": []}
+    too_many = runner.invoke(
+        app, ["backfill", "run", "daily", "--start", "2020-01-01", "--end", "2026-01-01"], env=env
+    )
+    assert too_many.exit_code == 3
+    assert "pass --yes" in too_many.stderr
+
+
+def test_ctrl_c_stops_a_backfill_subprocess_and_a_rerun_resumes(project, tmp_path):
+    env = {
+        **os.environ,
+        "RUNNER_PROJECT_DIR": str(project),
+        "RUNNER_WAREHOUSE_URL": f"chdb://{tmp_path / 'wh'}",
+        "RUNNER_LOCK_BACKEND": "file",
+        "RUNNER_LOG_FORMAT": "json",
+    }
+    subprocess.run(
+        [sys.executable, "-m", "runner", "migrate"], env=env, check=True, capture_output=True
+    )
+    (project / "pipelines" / "daily_pipeline.py").write_text(
+        PIPELINE.replace('ctx.params.get("sleep", "0")', '"0.15"')
+    )
+    args = [
+        sys.executable,
+        "-m",
+        "runner",
+        "backfill",
+        "run",
+        "daily",
+        "--start",
+        "2026-01-01",
+        "--end",
+        "2026-01-21",
+    ]
+    proc = subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    finished = 0
+    for line in proc.stdout:
+        finished += '"backfill window finished"' in line
+        if finished == 3:
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    started = time.monotonic()
+    rerun = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert rerun.returncode == 0, rerun.stderr
+    assert time.monotonic() - started < 60
+    done = [
+        json.loads(line)
+        for line in rerun.stdout.splitlines()
+        if '"backfill window finished"' in line
+    ]
+    assert 0 < len(done) < 20  # only the missing windows ran
+    count = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from runner.settings import load_settings; from runner.warehouse.client import Warehouse; "
+            "print(Warehouse.connect(load_settings()).query_rows('SELECT count(), uniqExact(id) FROM facts')[0])",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert count.stdout.strip() == "(1000, 1000)"
