@@ -174,7 +174,7 @@ def test_ctrl_c_stops_a_backfill_subprocess_and_a_rerun_resumes(project, tmp_pat
         if finished == 3:
             break
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err
     started = time.monotonic()

@@ -1,4 +1,5 @@
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -81,7 +82,7 @@ def test_schedule_windows_tile_the_range_without_gaps(start, hours, cron, zone):
     spec = build_spec(name="p", schedule=cron, timezone=zone)
     end = start + timedelta(hours=hours)
     windows = plan_windows(spec, start, end, "schedule")
-    for a, b in zip(windows, windows[1:], strict=False):
+    for a, b in pairwise(windows):
         assert a.end == b.start
     assert all(start <= w.start and w.end <= end for w in windows)
 
