@@ -136,7 +136,7 @@ def cronjob_from_manifest(path: Path, pipeline: str) -> dict[str, Any]:
 # -- building the Job ------------------------------------------------------------------
 
 
-def build_backfill_job(  # noqa: PLR0913 - one keyword per Job knob
+def build_backfill_job(
     cronjob: Mapping[str, Any],
     *,
     pipeline: str,
