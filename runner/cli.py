@@ -7,6 +7,7 @@ stderr and the exit code its class documents (see runner.errors).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -739,6 +740,107 @@ class _Progress:
 
 def _progress(name: str, total: int) -> _Progress:
     return _Progress(name, total)
+
+
+@backfill_app.command("job")
+def backfill_job(
+    name: NameArgument,
+    start: StartOption,
+    end: EndOption,
+    step: StepOption = "schedule",
+    only_missing: MissingOption = True,
+    reverse: ReverseOption = False,
+    parallelism: Annotated[int, typer.Option(min=1, max=1000, help="Pods at once.")] = 2,
+    retries_per_window: Annotated[
+        int, typer.Option(min=0, max=20, help="Retries of one window (backoffLimitPerIndex).")
+    ] = 2,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Namespace of the CronJob.")
+    ] = None,
+    from_manifest: Annotated[
+        Path | None,
+        typer.Option(help="Copy the CronJob from a rendered manifest (helm template) instead."),
+    ] = None,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Create the Job (default: only print its YAML).")
+    ] = False,
+    yes: YesOption = False,
+    project_dir: ProjectOption = None,
+) -> None:
+    """Build an Indexed Job with one completion per window, from the pipeline's CronJob.
+
+    Prints the Job's YAML (for `kubectl create -f -`) unless --apply creates it. Windows
+    that already succeeded are left out (--all to redo them).
+    """
+
+    def action() -> None:
+        from runner.deploy.backfill_job import create_job, to_yaml
+        from runner.services.backfill import check_size, job_for_range, plan
+
+        settings = _settings(project_dir)
+        registry = _registry(settings)
+        if from_manifest is None:
+            todo = plan(
+                settings, registry, name, _range(start, end, step, only_missing, reverse)
+            ).todo
+        else:  # offline: no run history to consult
+            from runner.pipeline.backfill import make_plan, parse_step, plan_windows
+            from runner.pipeline.windows import parse_instant
+
+            windows = plan_windows(
+                registry.load(name).spec,
+                parse_instant(start, option="--start"),
+                parse_instant(end, option="--end"),
+                parse_step(step),
+            )
+            todo = make_plan(windows, set(), reverse=reverse).todo
+        check_size(settings, len(todo), confirmed=yes)
+        job = job_for_range(
+            settings,
+            registry,
+            name,
+            todo,
+            namespace=namespace,
+            manifest=settings.resolve(from_manifest) if from_manifest else None,
+            parallelism=parallelism,
+            retries_per_window=retries_per_window,
+        )
+        if not apply:
+            typer.echo(to_yaml(job), nl=False)
+            return
+        created = create_job(job, namespace=namespace)
+        meta = created["metadata"]
+        typer.echo(
+            f"created Job {meta.get('namespace')}/{meta['name']}: {len(todo)} windows, "
+            f"{parallelism} at a time; follow with `runner backfill status {name} "
+            f"--start {start} --end {end}`"
+        )
+
+    _guarded(action)
+
+
+@backfill_app.command("index")
+def backfill_index(name: NameArgument, project_dir: ProjectOption = None) -> None:
+    """Run the window of this pod's JOB_COMPLETION_INDEX (inside a backfill Job)."""
+
+    def action() -> None:
+        from runner.deploy.backfill_job import window_for_index
+        from runner.log import configure_logging
+        from runner.services.run import run_pipeline
+
+        settings = _settings(project_dir)
+        window_start, window_end = window_for_index(os.environ)
+        log_file = configure_logging(settings)
+        run_pipeline(
+            settings.model_copy(update={"trigger": "backfill"}),
+            _registry(settings),
+            name,
+            start=window_start,
+            end=window_end,
+            log_file=log_file,
+        )
+
+    _guarded(action)
 
 
 @backfill_app.command("status")

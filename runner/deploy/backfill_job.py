@@ -80,8 +80,7 @@ def read_cronjob(namespace: str, name: str, *, api: Any | None = None) -> dict[s
     except _HttpStatusError as exc:
         if exc.status == 404:
             raise ConfigError(
-                f"no CronJob {namespace}/{name}; is the release installed? "
-                "or use --from-manifest"
+                f"no CronJob {namespace}/{name}; is the release installed? or use --from-manifest"
             ) from None
         raise exc.error from None
     return dict(batch.api_client.sanitize_for_serialization(found))
@@ -94,8 +93,7 @@ def cronjob_from_manifest(path: Path, pipeline: str) -> dict[str, Any]:
     when the release is not installed or the caller may not read it.  Documents are read
     one at a time; only matching CronJobs are kept.
     """
-    import yaml
-
+    yaml = _yaml()
     matches: list[dict[str, Any]] = []
     others: set[str] = set()
     try:
@@ -305,12 +303,12 @@ def create_job(
         if exc.status == 409:
             raise ConfigError(
                 f"a Job named {target}/{name} already exists (this backfill was already "
-                "started?); see it with `kubectl get job`, or start a new backfill id"
+                f"started?): see `kubectl -n {target} get job {name}`, or use a new backfill id"
             ) from None
         raise exc.error from None
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
+        field = ".".join(str(part) for part in first["loc"] if part != "body")
         raise ConfigError(
             f"{where} does not fit the kubernetes client's batch/v1 Job: {field}: {first['msg']}"
         ) from None
@@ -319,8 +317,7 @@ def create_job(
 
 def to_yaml(job: Mapping[str, Any]) -> str:
     """The Job as YAML in its own key order, for review or ``kubectl create -f -``."""
-    import yaml
-
+    yaml = _yaml()
     text: str = yaml.safe_dump(dict(job), sort_keys=False, allow_unicode=True, width=1 << 30)
     return text
 
@@ -335,6 +332,13 @@ class _HttpStatusError(Exception):
         super().__init__(str(error))
         self.status = status
         self.error = error
+
+
+def _yaml() -> Any:
+    """PyYAML (a dependency of ``kubernetes``), imported on first use."""
+    import yaml  # type: ignore[import-untyped]  # no stubs installed
+
+    return yaml
 
 
 def _batch_api(api: Any | None) -> Any:
@@ -448,16 +452,23 @@ def _check_arguments(
 
 def _windows_json(windows: Sequence[Window]) -> str:
     """The compact JSON of the windows, refused when the pod could not even start with it."""
-    pairs = [[w.start.isoformat(), w.end.isoformat()] for w in windows]
-    text = json.dumps(pairs, separators=(",", ":"))
+    pieces = [
+        json.dumps([w.start.isoformat(), w.end.isoformat()], separators=(",", ":")) for w in windows
+    ]
+    text = "[" + ",".join(pieces) + "]"
     budget = MAX_ENV_STRING_BYTES - len(WINDOWS_ENV) - 2  # "NAME=" and the NUL
     size = len(text.encode())
     if size > budget:
-        fit = max(1, budget * len(windows) // size)
+        used, fit = 2, 0
+        for piece in pieces:
+            used += len(piece.encode()) + (1 if fit else 0)
+            if used > budget:
+                break
+            fit += 1
         raise ConfigError(
             f"{len(windows)} windows do not fit in one Job: {WINDOWS_ENV} would be {size} "
             f"bytes, a process environment string may have at most {MAX_ENV_STRING_BYTES}; "
-            f"about {fit} windows fit: use a coarser --step or split the range"
+            f"only {fit} of them fit: use a coarser --step or split the range"
         )
     return text
 

@@ -14,6 +14,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import ConfigError, InterruptedRunError, RunnerError
@@ -208,3 +209,70 @@ def _status_row(window: Window, record: RunRecord | None, stale: timedelta) -> d
             "error": record.error_message,
         }
     return row
+
+
+def find_cronjob(namespace: str, pipeline: str, release: str | None) -> dict[str, Any]:
+    """The live CronJob of ``pipeline`` (by its labels), as a plain dict."""
+    from kubernetes import client
+
+    from runner.kube.client import build_api_client
+
+    api = client.BatchV1Api(build_api_client("runner backfill job"))
+    selector = f"pipeline-runner/pipeline={pipeline}"
+    if release:
+        selector += f",app.kubernetes.io/instance={release}"
+    try:
+        listed = api.list_namespaced_cron_job(namespace, label_selector=selector)
+    except Exception as exc:  # noqa: BLE001 - any API failure becomes one clear line
+        raise ConfigError(
+            f"cannot list CronJobs in {namespace}: {getattr(exc, 'status', '')} "
+            f"{getattr(exc, 'reason', type(exc).__name__)}; or use --from-manifest"
+        ) from None
+    items = [api.api_client.sanitize_for_serialization(i) for i in listed.items]
+    if len(items) != 1:
+        found = "no CronJob" if not items else f"{len(items)} CronJobs"
+        raise ConfigError(
+            f"{found} labelled {selector} in {namespace}: is the release installed? "
+            "(set RUNNER_RELEASE to pick one release, or use --from-manifest)"
+        )
+    return dict(items[0])
+
+
+def job_for_range(
+    settings: Settings,
+    registry: Registry,
+    name: str,
+    windows: list[Window],
+    *,
+    namespace: str | None,
+    manifest: Path | None,
+    parallelism: int,
+    retries_per_window: int,
+) -> dict[str, Any]:
+    """An Indexed Job running ``windows``, its pod template copied from the CronJob."""
+    import secrets
+
+    from runner.deploy.backfill_job import build_backfill_job, cronjob_from_manifest
+    from runner.kube.client import pod_namespace
+
+    registry.load(name)
+    if not windows:
+        raise ConfigError(f"nothing to backfill for {name!r}: every window already succeeded")
+    if manifest is not None:
+        cronjob = cronjob_from_manifest(manifest, name)
+    else:
+        where = namespace or settings.lease_namespace or pod_namespace()
+        if not where:
+            raise ConfigError("give --namespace (or RUNNER_LEASE_NAMESPACE) to find the CronJob")
+        cronjob = find_cronjob(where, name, settings.release)
+    job = build_backfill_job(
+        cronjob,
+        pipeline=name,
+        windows=windows,
+        parallelism=parallelism,
+        backfill_id=secrets.token_hex(4),
+        backoff_limit_per_index=retries_per_window,
+    )
+    if namespace:
+        job["metadata"]["namespace"] = namespace
+    return job
