@@ -779,21 +779,9 @@ def backfill_job(
 
         settings = _settings(project_dir)
         registry = _registry(settings)
-        if from_manifest is None:
-            todo = plan(
-                settings, registry, name, _range(start, end, step, only_missing, reverse)
-            ).todo
-        else:  # offline: no run history to consult
-            from runner.pipeline.backfill import make_plan, parse_step, plan_windows
-            from runner.pipeline.windows import parse_instant
-
-            windows = plan_windows(
-                registry.load(name).spec,
-                parse_instant(start, option="--start"),
-                parse_instant(end, option="--end"),
-                parse_step(step),
-            )
-            todo = make_plan(windows, set(), reverse=reverse).todo
+        wanted = _range(start, end, step, only_missing, reverse)
+        # From a manifest we are offline: no run history to leave succeeded windows out.
+        todo = plan(settings, registry, name, wanted, offline=from_manifest is not None).todo
         check_size(settings, len(todo), confirmed=yes)
         job = job_for_range(
             settings,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -66,13 +66,16 @@ def _schedule_windows(
 
     fires = croniter(schedule, start.astimezone(zone) - timedelta(seconds=1))
     windows: list[Window] = []
-    current = fires.get_next(datetime)
+    current = None
     while True:
-        following = fires.get_next(datetime)
-        if following > end:
+        fire = fires.get_next(datetime).astimezone(UTC)  # compared in UTC: DST-safe
+        if fire > end:
             return windows
-        windows.append(Window(current, following))
-        current = following
+        if fire < start or (current is not None and fire <= current):
+            continue  # a repeated wall-clock time around a DST change
+        if current is not None:
+            windows.append(Window(current, fire))
+        current = fire
 
 
 def _stepped_windows(

@@ -1,13 +1,16 @@
 """The functions pipeline authors declare pipelines with.
 
 etl, el, sequential, parallel and conditional validate their arguments when the
-pipeline is declared and return a Pipeline.
+pipeline is declared and return a Pipeline.  They share the declaration options of
+:class:`SpecOptions` (schedule, ownership, runtime hints), given as keyword arguments.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from typing_extensions import Unpack
 
 from runner.errors import PipelineDefinitionError
 from runner.pipeline.kinds import (
@@ -19,35 +22,34 @@ from runner.pipeline.kinds import (
     SequentialPipeline,
     check_tree,
 )
-from runner.pipeline.spec import Resources, build_spec
+from runner.pipeline.spec import PipelineSpec, Resources, build_spec
 from runner.pipeline.steps import as_extractor, as_loader, as_transformer
 
 if TYPE_CHECKING:
     from runner.pipeline.context import RunContext
 
 
-def _spec(  # noqa: PLR0917 - private; mirrors the public keyword arguments
-    name: str,
-    schedule: str | None,
-    timezone: str,
-    description: str,
-    owner: str | None,
-    tags: Iterable[str],
-    timeout_seconds: int | None,
-    resources: Resources | Mapping[str, str] | None,
-    **flags: object,
-) -> Any:
-    return build_spec(
-        **flags,
-        name=name,
-        schedule=schedule,
-        timezone=timezone,
-        description=description,
-        owner=owner,
-        tags=tuple(tags),
-        timeout_seconds=timeout_seconds,
-        resources=resources or Resources(),
-    )
+class SpecOptions(TypedDict, total=False):
+    """Declaration options every kind accepts (see PipelineSpec for their meaning)."""
+
+    schedule: str | None
+    timezone: str
+    description: str
+    owner: str | None
+    tags: Iterable[str]
+    timeout_seconds: int | None
+    resources: Resources | Mapping[str, str] | None
+    freshness: Sequence[Mapping[str, Any]]
+    incremental: bool
+    concurrent_windows: bool
+
+
+def _spec(name: str, options: SpecOptions) -> PipelineSpec:
+    fields: dict[str, Any] = dict(options)
+    fields["tags"] = tuple(options.get("tags", ()))
+    fields["freshness"] = tuple(options.get("freshness", ()))
+    fields["resources"] = options.get("resources") or Resources()
+    return build_spec(name=name, **fields)
 
 
 def etl(
@@ -56,31 +58,10 @@ def etl(
     extract: object,
     transform: Sequence[object] | object = (),
     load: object,
-    schedule: str | None = None,
-    timezone: str = "UTC",
-    description: str = "",
-    owner: str | None = None,
-    tags: Iterable[str] = (),
-    timeout_seconds: int | None = None,
-    resources: Resources | Mapping[str, str] | None = None,
-    incremental: bool = False,
-    concurrent_windows: bool = False,
-    freshness: Sequence[Mapping[str, Any]] = (),
+    **options: Unpack[SpecOptions],
 ) -> Pipeline:
     """Extract → transforms → load."""
-    spec = _spec(
-        name,
-        schedule,
-        timezone,
-        description,
-        owner,
-        tags,
-        timeout_seconds,
-        resources,
-        incremental=incremental,
-        concurrent_windows=concurrent_windows,
-        freshness=tuple(freshness),
-    )
+    spec = _spec(name, options)
     transforms = list(transform) if isinstance(transform, list | tuple) else [transform]
     return FlowPipeline(
         spec,
@@ -91,37 +72,9 @@ def etl(
     )
 
 
-def el(
-    name: str,
-    *,
-    extract: object,
-    load: object,
-    schedule: str | None = None,
-    timezone: str = "UTC",
-    description: str = "",
-    owner: str | None = None,
-    tags: Iterable[str] = (),
-    timeout_seconds: int | None = None,
-    resources: Resources | Mapping[str, str] | None = None,
-    incremental: bool = False,
-    concurrent_windows: bool = False,
-    freshness: Sequence[Mapping[str, Any]] = (),
-) -> Pipeline:
+def el(name: str, *, extract: object, load: object, **options: Unpack[SpecOptions]) -> Pipeline:
     """Extract → load, data unchanged."""
-    spec = _spec(
-        name,
-        schedule,
-        timezone,
-        description,
-        owner,
-        tags,
-        timeout_seconds,
-        resources,
-        incremental=incremental,
-        concurrent_windows=concurrent_windows,
-        freshness=tuple(freshness),
-    )
-    return FlowPipeline(spec, as_extractor(extract), [], as_loader(load), kind="el")
+    return FlowPipeline(_spec(name, options), as_extractor(extract), [], as_loader(load), kind="el")
 
 
 def _children(name: str, steps: Sequence[Pipeline], kind: str) -> list[Pipeline]:
@@ -140,16 +93,10 @@ def sequential(
     name: str,
     *,
     steps: Sequence[Pipeline],
-    schedule: str | None = None,
-    timezone: str = "UTC",
-    description: str = "",
-    owner: str | None = None,
-    tags: Iterable[str] = (),
-    timeout_seconds: int | None = None,
-    resources: Resources | Mapping[str, str] | None = None,
+    **options: Unpack[SpecOptions],
 ) -> Pipeline:
     """Children in order; stop on the first failure."""
-    spec = _spec(name, schedule, timezone, description, owner, tags, timeout_seconds, resources)
+    spec = _spec(name, options)
     pipeline = SequentialPipeline(spec, _children(name, steps, "sequential"))
     check_tree(pipeline)
     return pipeline
@@ -161,20 +108,14 @@ def parallel(
     steps: Sequence[Pipeline],
     max_workers: int = 4,
     on_failure: str = "fail_fast",
-    schedule: str | None = None,
-    timezone: str = "UTC",
-    description: str = "",
-    owner: str | None = None,
-    tags: Iterable[str] = (),
-    timeout_seconds: int | None = None,
-    resources: Resources | Mapping[str, str] | None = None,
+    **options: Unpack[SpecOptions],
 ) -> Pipeline:
     """Children concurrently, at most ``max_workers`` at once.
 
     ``on_failure``: ``fail_fast`` starts no further children after a failure;
     ``continue`` runs them all and reports every failure.
     """
-    spec = _spec(name, schedule, timezone, description, owner, tags, timeout_seconds, resources)
+    spec = _spec(name, options)
     if max_workers < 1:
         raise PipelineDefinitionError(f"pipeline {name!r}: max_workers must be at least 1")
     try:
@@ -198,20 +139,14 @@ def conditional(
     then: Pipeline | None = None,
     otherwise: Pipeline | None = None,
     branches: Mapping[Hashable, Pipeline] | None = None,
-    schedule: str | None = None,
-    timezone: str = "UTC",
-    description: str = "",
-    owner: str | None = None,
-    tags: Iterable[str] = (),
-    timeout_seconds: int | None = None,
-    resources: Resources | Mapping[str, str] | None = None,
+    **options: Unpack[SpecOptions],
 ) -> Pipeline:
     """Run the branch the predicate picks.
 
     Either ``then``/``otherwise`` (the predicate returns a truth value) or ``branches``
     keyed by what the predicate returns (``otherwise`` is then the default).
     """
-    spec = _spec(name, schedule, timezone, description, owner, tags, timeout_seconds, resources)
+    spec = _spec(name, options)
     if not callable(when):
         raise PipelineDefinitionError(f"pipeline {name!r}: when must be a function of the context")
     if branches is not None and then is not None:

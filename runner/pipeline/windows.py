@@ -29,12 +29,14 @@ class Window:
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.end.tzinfo is None:
             raise ConfigError("window bounds must be time-zone aware")
+        # Compare in UTC: Python compares two times of one zone by wall clock, so the
+        # repeated hour of a DST change would look like an empty window.
+        object.__setattr__(self, "start", self.start.astimezone(UTC))
+        object.__setattr__(self, "end", self.end.astimezone(UTC))
         if self.start >= self.end:
             raise ConfigError(
                 f"window start {self.start.isoformat()} is not before end {self.end.isoformat()}"
             )
-        object.__setattr__(self, "start", self.start.astimezone(UTC))
-        object.__setattr__(self, "end", self.end.astimezone(UTC))
 
     def __str__(self) -> str:
         return f"{self.start.isoformat()}/{self.end.isoformat()}"

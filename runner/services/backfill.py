@@ -39,8 +39,13 @@ class Range:
     reverse: bool = False
 
 
-def plan(settings: Settings, registry: Registry, name: str, wanted: Range) -> BackfillPlan:
-    """The windows of the range and which of them already succeeded."""
+def plan(
+    settings: Settings, registry: Registry, name: str, wanted: Range, *, offline: bool = False
+) -> BackfillPlan:
+    """The windows of the range and which of them already succeeded.
+
+    ``offline`` plans without the run history (every window is to do).
+    """
     from runner.state.runs import RunHistory
     from runner.warehouse.client import Warehouse
 
@@ -53,6 +58,8 @@ def plan(settings: Settings, registry: Registry, name: str, wanted: Range) -> Ba
             f"no whole window of {name!r} fits in {start.isoformat()}..{end.isoformat()} "
             f"with step {wanted.step!r}"
         )
+    if offline:
+        return make_plan(windows, set(), reverse=wanted.reverse)
     warehouse = Warehouse.connect(settings)
     try:
         runs = RunHistory(warehouse, settings.state_database).in_range(name, start, end)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from runner.warehouse.sql import on_cluster, qualified_table
+from runner.warehouse.sql import on_cluster, qualified_table, replacing_engine
 
 if TYPE_CHECKING:
     from runner.pipeline.context import StepStats
@@ -48,12 +48,7 @@ COLUMNS = (
 def runs_ddl(state_database: str, cluster: str | None) -> str:
     """The runs table (replicated on a cluster)."""
     table = qualified_table(f"{state_database}.{TABLE}", state_database)
-    engine = (
-        f"ReplicatedReplacingMergeTree('/clickhouse/pipeline_runner/{state_database}/{TABLE}',"
-        " '{replica}', updated_at)"
-        if cluster
-        else "ReplacingMergeTree(updated_at)"
-    )
+    engine = replacing_engine(state_database, TABLE, cluster, "updated_at")
     return (
         f"CREATE TABLE IF NOT EXISTS {table}{on_cluster(cluster)} ("
         " run_id String, pipeline LowCardinality(String), trigger LowCardinality(String),"

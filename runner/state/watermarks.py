@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from runner.warehouse.sql import on_cluster, qualified_table
+from runner.warehouse.sql import on_cluster, qualified_table, replacing_engine
 
 if TYPE_CHECKING:
     from runner.warehouse.client import Warehouse
@@ -24,12 +24,7 @@ WINDOW_END_KEY = "_window_end"  # the end of the last successful window, kept fo
 def state_ddl(state_database: str, cluster: str | None) -> str:
     """The state table: the newest row per (pipeline, key) wins; deleted rows hide a key."""
     table = qualified_table(f"{state_database}.{TABLE}", state_database)
-    engine = (
-        f"ReplicatedReplacingMergeTree('/clickhouse/pipeline_runner/{state_database}/{TABLE}',"
-        " '{replica}', updated_at)"
-        if cluster
-        else "ReplacingMergeTree(updated_at)"
-    )
+    engine = replacing_engine(state_database, TABLE, cluster, "updated_at")
     return (
         f"CREATE TABLE IF NOT EXISTS {table}{on_cluster(cluster)} ("
         " pipeline LowCardinality(String), key String, value String, deleted UInt8,"

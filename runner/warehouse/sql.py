@@ -39,3 +39,13 @@ def qualified_table(table: str, default_database: str) -> str:
 def on_cluster(cluster: str | None) -> str:
     """`` ON CLUSTER `name` `` for DDL on a cluster, or nothing on a single node."""
     return f" ON CLUSTER {quote_identifier(cluster, what='cluster')}" if cluster else ""
+
+
+def replacing_engine(state_database: str, table: str, cluster: str | None, version: str) -> str:
+    """ReplacingMergeTree(version), replicated under a fixed Keeper path on a cluster."""
+    if not cluster:
+        return f"ReplacingMergeTree({version})"
+    return (
+        f"ReplicatedReplacingMergeTree('/clickhouse/pipeline_runner/{state_database}/{table}',"
+        f" '{{replica}}', {version})"
+    )

@@ -297,3 +297,16 @@ def test_wait_ready_retries_then_gives_up_clearly(tmp_path):
     with pytest.raises(NotReadyError, match=f"cannot connect to http://127.0.0.1:{port}/db"):
         connect_when_ready(settings, wait_seconds=1.5)
     assert 1.0 <= time.monotonic() - started < 15
+
+
+def test_state_tables_are_replicated_on_a_cluster():
+    from runner.state.runs import runs_ddl
+    from runner.state.watermarks import state_ddl
+
+    for ddl, table in ((runs_ddl("meta", "main"), "runs"), (state_ddl("meta", "main"), "state")):
+        assert f"`meta`.`{table}` ON CLUSTER `main`" in ddl
+        assert (
+            f"ReplicatedReplacingMergeTree('/clickhouse/pipeline_runner/meta/{table}', '{{replica}}', updated_at)"
+            in ddl
+        )
+    assert "ENGINE = ReplacingMergeTree(updated_at)" in runs_ddl("meta", None)
