@@ -9,6 +9,7 @@ compare it with what is committed.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,9 +68,20 @@ def _environment() -> Any:
         keep_trailing_newline=True,
         autoescape=False,  # noqa: S701 - YAML, not HTML; values go through `q`
     )
-    # JSON strings are valid YAML scalars: every value is quoted this way, never spliced.
-    environment.filters["q"] = lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True)
+    environment.filters["q"] = lambda value: helm_literal(
+        json.dumps(value, ensure_ascii=False, sort_keys=True)
+    )
+    # JSON inside a Helm raw string (`...`) in an action: braces are fine there.
+    environment.filters["raw_json"] = lambda value: json.dumps(value, sort_keys=True)
     return environment
+
+
+def helm_literal(text: str) -> str:
+    """Make ``{{``/``}}`` in a value reach the manifest as text, not as Helm actions.
+
+    Values are quoted as JSON strings (valid YAML scalars), never spliced in raw.
+    """
+    return re.sub(r"\{\{|\}\}", lambda m: '{{"' + m.group(0) + '"}}', text)
 
 
 def _resources(pipeline: Pipeline) -> dict[str, dict[str, str]] | None:

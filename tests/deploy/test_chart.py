@@ -221,3 +221,26 @@ def test_every_leaf_of_the_values_schema_is_described():
             assert node.get("description"), f"{path} has no description"
 
     walk(schema, "values")
+
+
+def test_helm_braces_in_a_description_stay_text(helm, tmp_path):
+    import shutil
+
+    from runner.deploy.render import render, write
+    from runner.pipeline.discovery import Registry
+
+    (tmp_path / "pipelines").mkdir()
+    (tmp_path / "pipelines" / "tricky_pipeline.py").write_text(
+        "from runner import el\n"
+        "pipeline = el('tricky', schedule='@daily', description='uses {{ .Values.secret }} and }}',"
+        " extract=[], load=print)\n"
+    )
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart, ignore=shutil.ignore_patterns("pipelines"))
+    write(render(Registry(tmp_path / "pipelines"), chart, tmp_path))
+    out = run_helm(helm, "template", "x", str(chart)).stdout
+    [cronjob] = by_kind(documents(out), "CronJob")
+    assert (
+        cronjob["metadata"]["annotations"]["pipeline-runner/description"]
+        == "uses {{ .Values.secret }} and }}"
+    )
