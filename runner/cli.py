@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -48,8 +49,17 @@ ProjectOption = Annotated[
 OutputOption = Annotated[Output, typer.Option("--output", "-o", help="text or json.")]
 
 
+# Control characters (line breaks, terminal escapes) that hostile input may put in a message.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _printable(text: str) -> str:
+    """One line that cannot move the cursor: control characters are shown escaped."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
+
+
 def _fail(exc: RunnerError) -> NoReturn:
-    typer.echo(f"error: {exc}", err=True)
+    typer.echo(f"error: {_printable(str(exc))}", err=True)
     raise typer.Exit(int(exc.exit_code))
 
 

@@ -96,7 +96,7 @@ class Settings(BaseSettings):
         default=LockBackend.AUTO, description="auto, file, lease or none."
     )
     lock_dir: Path = Field(default=Path(".warehouse/locks"), description="Directory of file locks.")
-    lock_ttl_seconds: Annotated[float, Field(gt=0)] = Field(
+    lock_ttl_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
         default=60.0, description="A lock not renewed for this long is taken over (Lease)."
     )
     lease_namespace: str | None = Field(
@@ -107,20 +107,20 @@ class Settings(BaseSettings):
         default=None,
         description="Who holds locks and applies migrations; default: $POD_NAME or the host name.",
     )
-    heartbeat_seconds: Annotated[float, Field(gt=0)] = Field(
+    heartbeat_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
         default=30.0, description="How often a running run records that it is alive."
     )
-    stale_after_seconds: Annotated[float, Field(gt=0)] = Field(
+    stale_after_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
         default=300.0, description="A 'running' run without heartbeat this long is dead."
     )
-    stop_grace_seconds: Annotated[float, Field(gt=0)] = Field(
+    stop_grace_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
         default=25.0,
         description="After SIGTERM, how long to wait for the current batch before exiting.",
     )
     retry_attempts: Annotated[int, Field(ge=1, le=20)] = Field(
         default=4, description="Attempts for a warehouse call that fails transiently."
     )
-    retry_max_wait_seconds: Annotated[float, Field(gt=0)] = Field(
+    retry_max_wait_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
         default=30.0, description="Longest backoff between two attempts."
     )
     trigger: str = Field(

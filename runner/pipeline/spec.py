@@ -7,6 +7,7 @@ Validated when the pipeline is declared, so a bad cron string fails ``runner lis
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -25,12 +26,13 @@ NAME_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
 CRON_MACROS = frozenset(
     {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 )
+_CRON_PROBE = datetime(2000, 1, 1)  # a leap year's start: Feb 29 schedules fire soon after
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
 
 
 def check_cron(expression: str) -> str:
     """Accept the five-field cron syntax Kubernetes CronJobs understand, or a macro."""
-    from croniter import croniter
+    from croniter import CroniterBadDateError, croniter
 
     text = " ".join(expression.split())
     if text in CRON_MACROS:
@@ -41,6 +43,13 @@ def check_cron(expression: str) -> str:
             "'minute hour day-of-month month day-of-week' (e.g. '*/15 * * * *') or a macro "
             "such as @daily"
         )
+    try:  # '0 0 30 2 *' is valid syntax, but a run would find no window
+        croniter(text, _CRON_PROBE).get_next(datetime)
+    except CroniterBadDateError:
+        raise ValueError(
+            f"cron schedule {expression!r} never fires (a day the month never has?); "
+            "leave schedule unset for a manual-only pipeline"
+        ) from None
     return text
 
 
@@ -119,7 +128,7 @@ class PipelineSpec(BaseModel):
     def _zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # 'Europe' is a directory
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 

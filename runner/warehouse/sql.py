@@ -15,7 +15,7 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,205}$")
 
 def check_identifier(name: str, *, what: str = "identifier") -> str:
     """Return ``name`` if it is a plain identifier, else raise a clear ConfigError."""
-    if not _IDENTIFIER.fullmatch(name):
+    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
         raise ConfigError(
             f"invalid {what} {name!r}: use letters, digits and '_' (not starting with a digit)"
         )

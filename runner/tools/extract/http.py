@@ -559,6 +559,12 @@ class HttpJsonSource(Extractor):
         status = response.status
         if 200 <= status < 300:
             return response
+        if 300 <= status < 400:  # urllib3 hands back the last redirect once it gives up
+            target = redact_url(urljoin(url, response.headers.get("Location") or ""))
+            raise FatalError(
+                f"GET {shown} still redirects (HTTP {status} to {target}) after "
+                f"{_MAX_REDIRECTS} redirects; a redirect loop?"
+            )
         snippet = _one_line(response.data)
         if status in RETRY_STATUSES:
             raise RetriableError(
@@ -571,6 +577,11 @@ class HttpJsonSource(Extractor):
         """The parsed body and its records, checked to be a list of objects."""
         try:
             body = json.loads(data)
+        except RecursionError:
+            raise FatalError(
+                f"GET {redact_url(url)}: the response is not JSON this reader accepts "
+                "(nested too deeply)"
+            ) from None
         except ValueError as exc:
             raise FatalError(
                 f"GET {redact_url(url)}: the response is not JSON ({exc}): {_one_line(data)}"

@@ -23,8 +23,10 @@ if TYPE_CHECKING:
 
 
 def _split_table(table: str) -> tuple[str | None, str]:
-    database, _, name = table.rpartition(".")
-    if database:
+    if not isinstance(table, str):
+        raise ConfigError(f"invalid table {table!r}: give the table name as text")
+    database, dot, name = table.rpartition(".")
+    if dot:  # '.events' names no database: refused rather than guessed
         check_identifier(database, what="database")
     return database or None, check_identifier(name, what="table")
 
