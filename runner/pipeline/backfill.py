@@ -87,8 +87,8 @@ def _stepped_windows(
     while current < end:
         if calendar:
             following = (current.replace(tzinfo=None) + step).replace(tzinfo=zone)
-        else:
-            following = current + step
+        else:  # in UTC: aware arithmetic in the zone is wall-clock, wrong across DST changes
+            following = (current.astimezone(UTC) + step).astimezone(zone)
         windows.append(Window(current, min(following, end.astimezone(zone))))
         current = following
     return windows

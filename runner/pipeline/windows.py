@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from runner.pipeline.spec import PipelineSpec
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_SECOND = timedelta(seconds=1)
+_DST_MARGIN = timedelta(hours=3)  # more than any clock change
 
 
 @dataclass(frozen=True, order=True)
@@ -63,11 +63,18 @@ def schedule_window(schedule: str, spec_zone: str, now: datetime) -> Window:
 
     from croniter import croniter
 
-    local_now = now.astimezone(ZoneInfo(spec_zone))
-    # croniter's get_prev is strict (< now); nudge so a run at the fire time owns its window.
-    fires = croniter(schedule, local_now.replace(microsecond=0) + _ONE_SECOND)
-    end = fires.get_prev(datetime)
-    start = fires.get_prev(datetime)
+    # croniter's get_prev can land in the future inside a repeated DST hour, so step back
+    # about two fires, then walk forward as backfill planning does, comparing in UTC: a
+    # scheduled window is then always the backfill planner's window for the same end.
+    back = croniter(schedule, now.astimezone(ZoneInfo(spec_zone)))
+    back.get_prev(datetime)
+    fires = croniter(schedule, back.get_prev(datetime) - _DST_MARGIN)
+    start = end = None
+    while (fire := fires.get_next(datetime).astimezone(UTC)) <= now:
+        if end is None or fire > end:  # a repeated wall-clock time is one fire
+            start, end = end, fire
+    if start is None or end is None:  # pragma: no cover - two fires always precede now
+        raise ConfigError(f"schedule {schedule!r} has no two fire times before {now}")
     return Window(start, end)
 
 
