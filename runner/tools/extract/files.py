@@ -42,10 +42,15 @@ COMPRESSION_BY_SUFFIX: Mapping[str, str] = {".gz": "gzip", ".bz2": "bz2", ".zst"
 #: Bytes parsed at a time by the CSV and JSON readers; bounds memory per file.
 DEFAULT_BLOCK_SIZE = 4 << 20
 
+#: Bytes read at a time from a Parquet column chunk (instead of whole row groups).
+PARQUET_BUFFER_SIZE = 1 << 20
+
 _GLOB_CHARS = frozenset("*?[")
 # pyarrow reports an empty input with these messages; such a file just has no rows.
 _EMPTY_INPUT = ("Empty CSV file", "Empty JSON stream")
 _JSON_ROW = re.compile(r" in row (\d+)$")
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_STRING_INDEX = re.compile(r"Invalid UTF8 sequence at string index (\d+)")
 
 
 def compression_of(path: Path | str) -> str | None:
@@ -173,47 +178,60 @@ class FileSource(Extractor):
         del path, rows_before
         return str(exc)
 
+    def check_batch(self, batch: pa.RecordBatch, path: Path, rows_before: int) -> str | None:
+        """What the reader let through in ``batch`` that must not be loaded, or None."""
+        del batch, path, rows_before
+        return None
+
     def extract(self, ctx: RunContext) -> Iterator[pa.RecordBatch]:
         """Yield every file's rows in bounded batches of one schema."""
         import pyarrow as pa
 
         target = self.fixed_schema
         origin = "the given schema" if target is not None else "the given columns"
+        gather = _Gather(ctx.batch_rows)
         for path, shown in resolve_paths(self.patterns, Path.cwd()):
             rows = 0
-            with ExitStack() as stack:
-                try:
-                    size = path.stat().st_size
-                    ctx.log.info("reading file", path=shown, format=self.label, bytes=size)
-                    schema, batches = self.open_file(path, target, ctx, stack)
-                except (pa.ArrowException, OSError) as exc:
-                    if str(exc).startswith(_EMPTY_INPUT):
-                        ctx.log.info("file is empty", path=shown)
-                        continue
-                    raise self._error(shown, self.explain(exc, path, 0)) from exc
-                wanted = target.names if target is not None else self.wanted_columns
-                self._check_columns(schema, wanted, shown, origin)
-                while True:
+            try:
+                with ExitStack() as stack:
                     try:
-                        batch = next(batches)
-                    except StopIteration:
-                        break
+                        size = path.stat().st_size
+                        ctx.log.info("reading file", path=shown, format=self.label, bytes=size)
+                        schema, batches = self.open_file(path, target, ctx, stack)
                     except (pa.ArrowException, OSError) as exc:
-                        raise self._error(shown, self.explain(exc, path, rows)) from exc
-                    if target is None:
-                        target, origin = batch.schema, f"the first file ({shown})"
-                        self._check_filename_column(target)
-                    batch = self._conform(batch, target, shown, origin)
-                    rows += batch.num_rows
-                    if self.filename_column is not None:
-                        batch = batch.append_column(
-                            self.filename_column, pa.repeat(shown, batch.num_rows)
-                        )
-                    yield from split(batch, ctx.batch_rows)
+                        if str(exc).startswith(_EMPTY_INPUT):
+                            ctx.log.info("file is empty", path=shown)
+                            continue
+                        raise self._error(shown, self.explain(exc, path, 0)) from exc
+                    wanted = target.names if target is not None else self.wanted_columns
+                    self._check_columns(schema, wanted, shown, origin)
+                    while True:
+                        try:
+                            batch = next(batches)
+                        except StopIteration:
+                            break
+                        except (pa.ArrowException, OSError) as exc:
+                            raise self._error(shown, self.explain(exc, path, rows)) from exc
+                        if target is None:
+                            target, origin = batch.schema, f"the first file ({shown})"
+                            self._check_filename_column(target)
+                        batch = self._conform(batch, target, shown, origin)
+                        problem = self.check_batch(batch, path, rows)
+                        if problem is not None:
+                            raise self._error(shown, problem)
+                        rows += batch.num_rows
+                        if self.filename_column is not None:
+                            batch = batch.append_column(
+                                self.filename_column, pa.repeat(shown, batch.num_rows)
+                            )
+                        yield from gather.add(batch)
+            except UnicodeDecodeError as exc:  # pyarrow hands on undecodable names as is
+                raise self._error(shown, _not_utf8(exc)) from None
             ctx.log.debug("file read", path=shown, rows=rows)
+        yield from gather.flush()
 
     def _error(self, shown: str, detail: str) -> FatalError:
-        return FatalError(f"{self.label} file {shown}: {detail}")
+        return FatalError(_printable(f"{self.label} file {shown}: {detail}"))
 
     def _check_filename_column(self, target: pa.Schema) -> None:
         if self.filename_column is not None and self.filename_column in target.names:
@@ -257,6 +275,59 @@ class FileSource(Extractor):
             return batch.cast(target)
         except (pa.ArrowException, KeyError) as exc:
             raise self._error(shown, f"does not fit {origin}: {exc}") from exc
+
+
+class _Gather:
+    """Joins the readers' blocks, across files, into batches of ``rows`` rows, in order.
+
+    CSV and JSON readers cut by bytes (``block_size``), so a 4 MiB block may hold a few
+    thousand rows; every batch becomes one insert, and many small inserts cost the
+    warehouse far more (parts, merges) than a few full ones.  Holds fewer than ``rows``
+    rows plus one block.
+    """
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self.pending: list[pa.RecordBatch] = []
+        self.count = 0
+
+    def add(self, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
+        """Take ``batch``; yield the full batches it completes."""
+        if not batch.num_rows:
+            return
+        self.pending.append(batch)
+        self.count += batch.num_rows
+        if self.count < self.rows:
+            return
+        joined = self._join()
+        full = joined.num_rows - joined.num_rows % self.rows
+        yield from split(joined.slice(0, full), self.rows)
+        rest = joined.slice(full)
+        self.pending = [rest] if rest.num_rows else []
+        self.count = rest.num_rows
+
+    def flush(self) -> Iterator[pa.RecordBatch]:
+        """Yield what is left (fewer than ``rows`` rows)."""
+        if self.count:
+            yield self._join()
+        self.pending, self.count = [], 0
+
+    def _join(self) -> pa.RecordBatch:
+        import pyarrow as pa
+
+        if len(self.pending) == 1:
+            return self.pending[0]
+        return pa.Table.from_batches(self.pending).combine_chunks().to_batches()[0]
+
+
+def _printable(text: str) -> str:
+    """One line: control characters of a hostile file (or file name) are shown escaped."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
+
+
+def _not_utf8(exc: UnicodeDecodeError) -> str:
+    byte = exc.object[exc.start : exc.start + 1].hex()
+    return f"holds text that is not valid UTF-8 (byte 0x{byte}: {exc.reason})"
 
 
 def _check_schema(schema: object) -> pa.Schema | None:
@@ -342,7 +413,9 @@ class CsvSource(FileSource):
 
         read = pcsv.ReadOptions(
             block_size=self.block_size,
-            # single-threaded parsing is what makes pyarrow report row numbers
+            # single-threaded parsing is what makes pyarrow report row numbers; it is also
+            # faster in a flow, which parses on its own thread while the warehouse inserts
+            # (pyarrow's thread pool only competes with the insert for the cores)
             use_threads=False,
             autogenerate_column_names=not self.header and self.schema is None,
             column_names=None if self.header or self.schema is None else self.schema.names,
@@ -362,6 +435,38 @@ class CsvSource(FileSource):
             _input(path, stack), read_options=read, parse_options=parse, convert_options=convert
         )
         return reader.schema, iter(reader)
+
+    def check_batch(self, batch: pa.RecordBatch, path: Path, rows_before: int) -> str | None:
+        """Refuse a value holding a line break (an unbalanced quote).
+
+        pyarrow lets an unbalanced quote swallow the lines after it into one value, up to
+        the next quote or the end of the file, silently dropping rows.
+        """
+        del path
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        for name, column in zip(batch.schema.names, batch.columns, strict=True):
+            kind = column.type
+            large = pa.types.is_large_string(kind)
+            if not (large or pa.types.is_string(kind)) or not len(column):
+                continue
+            _, offsets, data = column.buffers()
+            if offsets is None or data is None:
+                continue
+            # a byte search over the column's characters is five times faster than compute
+            positions = memoryview(offsets).cast("q" if large else "i")
+            first, last = positions[column.offset], positions[column.offset + len(column)]
+            text = memoryview(data)[first:last].tobytes()
+            if b"\n" not in text and b"\r" not in text:
+                continue
+            broken = pc.or_(pc.match_substring(column, "\n"), pc.match_substring(column, "\r"))
+            line = rows_before + pc.index(broken, True).as_py() + 1 + int(self.header)
+            return (
+                f"the {name!r} value of the row at line {line} holds a line break "
+                "(an unbalanced quote?); quoted line breaks are not supported"
+            )
+        return None
 
     def explain(self, exc: Exception, path: Path, rows_before: int) -> str:
         """Add a hint where the streaming type inference is the likely cause."""
@@ -445,6 +550,22 @@ class JsonLinesSource(FileSource):
         )
         return reader.schema, iter(reader)
 
+    def check_batch(self, batch: pa.RecordBatch, path: Path, rows_before: int) -> str | None:
+        """Refuse strings that are not UTF-8: pyarrow's JSON reader does not check them."""
+        import pyarrow as pa
+
+        try:
+            batch.validate(full=True)
+        except pa.ArrowInvalid as exc:
+            found = _STRING_INDEX.search(str(exc))
+            if found is None:
+                return f"invalid data: {exc}"
+            record = rows_before + int(found.group(1)) + 1
+            line = _record_line(path, record)
+            where = f"line {line}" if line is not None else f"record {record}"
+            return f"a string at {where} is not valid UTF-8"
+        return None
+
     def explain(self, exc: Exception, path: Path, rows_before: int) -> str:
         """Name the line: pyarrow counts rows within the current block only."""
         text = str(exc)
@@ -503,9 +624,15 @@ class ParquetSource(FileSource):
         """Open the file and iterate its row groups in bounded batches."""
         import pyarrow.parquet as pq
 
-        parquet = stack.enter_context(pq.ParquetFile(str(path)))
+        # pre_buffer (meant for object stores) keeps every row group read so far in memory
+        # until the file is closed: memory grew with the file; a buffered stream does not.
+        parquet = stack.enter_context(
+            pq.ParquetFile(str(path), pre_buffer=False, buffer_size=PARQUET_BUFFER_SIZE)
+        )
         wanted = target.names if target is not None else self.columns
-        batches = parquet.iter_batches(batch_size=ctx.batch_rows, columns=wanted)
+        # one decoding thread: the flow already decodes on its own thread while the
+        # warehouse inserts on the other core (measured faster than pyarrow's thread pool)
+        batches = parquet.iter_batches(batch_size=ctx.batch_rows, columns=wanted, use_threads=False)
         return parquet.schema_arrow, batches
 
 
