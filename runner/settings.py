@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     batch_rows: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
         default=65_536, description="Upper bound on rows per Arrow batch."
     )
+    insert_rows: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
+        default=524_288, description="ClickHouse loaders gather batches into inserts this large."
+    )
+    insert_threads: Annotated[int, Field(ge=1, le=16)] = Field(
+        default=2,
+        description="Inserts in flight at once for append and replace-window loaders.",
+    )
     state_database: str = Field(
         default="pipeline_runner",
         description="Database of the framework's own tables (migration history, runs, state).",

@@ -106,6 +106,10 @@ class RunContext:
             self._warehouse = self._resources.open_warehouse()
         return self._warehouse
 
+    def open_warehouse(self) -> Warehouse:
+        """Another connection for this run (closed at its end), e.g. for concurrent inserts."""
+        return self._resources.open_warehouse()
+
     def step_state(self, step: object) -> dict[str, Any]:
         """Scratch space of one step for this run only.
 

@@ -138,13 +138,15 @@ class FailingAfter(ClickHouseReplaceWindow):
         assert content(self.warehouse) == {1: [1, 2, 3]}  # staging is not the target
 
 
-def test_failure_mid_stream_leaves_the_target_untouched(warehouse, make_context):
+def test_failure_mid_stream_leaves_the_target_untouched(warehouse, make_context, runner_settings):
     warehouse.command(DAILY.format(t=warehouse.table("events")))
     load(make_context, [rows([1, 2, 3], day(1))], window(1))
-    loader = FailingAfter(warehouse)
+    loader = FailingAfter(warehouse, insert_threads=1)
     batches = [rows([10 + i, 20 + i], day(1, i)) for i in range(4)]
+    one_batch_per_insert = runner_settings.model_copy(update={"insert_rows": 1})
+    ctx = make_context(pipeline="ev", window=window(1), settings=one_batch_per_insert)
     with pytest.raises(RetriableError, match="network went away"):
-        el("ev", extract=batches, load=loader).run(make_context(pipeline="ev", window=window(1)))
+        el("ev", extract=batches, load=loader).run(ctx)
     assert loader.written == 2
     assert content(warehouse) == {1: [1, 2, 3]}
     assert staging_tables(warehouse) == []

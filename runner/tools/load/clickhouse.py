@@ -5,16 +5,24 @@ pipeline, the window and the batch number: a retried run of the same window with
 same input sends the same tokens, and ClickHouse drops the repeated blocks (on
 non-replicated tables that needs ``non_replicated_deduplication_window`` > 0, which the
 example migrations set).
+
+Batches are gathered into inserts of ``RUNNER_INSERT_ROWS`` rows; append (and
+replace-window) loaders keep ``insert_threads`` of them in flight at once
+(``RUNNER_INSERT_THREADS``), upsert sends one at a time, in order (see
+:mod:`runner.tools.load.inserts`).
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from runner.errors import ConfigError
 from runner.pipeline.steps import Loader
+from runner.tools.load.inserts import Inserts
 from runner.warehouse.sql import check_identifier
+
+MAX_INSERT_THREADS = 16
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -35,10 +43,24 @@ class ClickHouseLoader(Loader):
     """Shared behaviour: check the table at open, insert each batch with a token."""
 
     expected_engine: str | None = None
+    #: Whether batches must land in order (upsert: of two equal versions the last wins).
+    ordered: ClassVar[bool] = False
 
-    def __init__(self, table: str, *, deduplicate: bool = True) -> None:
+    def __init__(
+        self, table: str, *, deduplicate: bool = True, insert_threads: int | None = None
+    ) -> None:
         self.database, self.table = _split_table(table)
         self.deduplicate = deduplicate
+        if insert_threads is not None and (
+            isinstance(insert_threads, bool)
+            or not isinstance(insert_threads, int)
+            or not 1 <= insert_threads <= MAX_INSERT_THREADS
+        ):
+            raise ConfigError(
+                f"{self.step_name}({self.target}): insert_threads must be a whole number "
+                f"from 1 to {MAX_INSERT_THREADS}, not {insert_threads!r}"
+            )
+        self.insert_threads = insert_threads
 
     @property
     def target(self) -> str:
@@ -68,10 +90,39 @@ class ClickHouseLoader(Loader):
                 f"{database}.{self.table} is {engine}"
             )
 
-    def next_token(self, ctx: RunContext) -> str:
-        """The deterministic deduplication token of the run's next batch.
+    def insert(self, ctx: RunContext, table: str, batch: pa.RecordBatch) -> None:
+        """Send ``batch`` to ``table`` through this run's :class:`Inserts` (made on first use).
 
-        The batch number is counted per run (in the context), so parallel runs of the same
+        Batches are gathered into inserts of ``RUNNER_INSERT_ROWS`` rows; the rest is sent
+        by :meth:`close` when the run succeeded.
+        """
+        state = ctx.step_state(self)
+        inserts: Inserts | None = state.get("inserts")
+        if inserts is None:
+            threads = 1 if self.ordered else (self.insert_threads or ctx.settings.insert_threads)
+            inserts = state["inserts"] = Inserts(
+                table=table,
+                warehouse=ctx.warehouse,
+                connect=ctx.open_warehouse,
+                settings_for_next=lambda: self._insert_settings(ctx),
+                rows=ctx.settings.insert_rows,
+                threads=threads,
+            )
+        inserts.add(batch)
+
+    def _insert_settings(self, ctx: RunContext) -> dict[str, Any]:
+        return {"insert_deduplication_token": self.next_token(ctx)} if self.deduplicate else {}
+
+    def close(self, ctx: RunContext, *, success: bool) -> None:
+        """Send the rest on success and wait for every insert; raise the first failure."""
+        inserts: Inserts | None = ctx.step_state(self).pop("inserts", None)
+        if inserts is not None:
+            inserts.finish(success=success)
+
+    def next_token(self, ctx: RunContext) -> str:
+        """The deterministic deduplication token of the run's next insert.
+
+        Inserts are numbered per run (in the context), so parallel runs of the same
         pipeline object never disturb each other's numbering.
         """
         state = ctx.step_state(self)
@@ -82,10 +133,8 @@ class ClickHouseLoader(Loader):
         )
 
     def write(self, batch: pa.RecordBatch, ctx: RunContext) -> None:
-        """Insert one batch."""
-        token = self.next_token(ctx)
-        settings = {"insert_deduplication_token": token} if self.deduplicate else {}
-        ctx.warehouse.insert_arrow(self.target, batch, settings=settings)
+        """Gather one batch for insertion."""
+        self.insert(ctx, self.target, batch)
 
 
 class ClickHouseAppend(ClickHouseLoader):
@@ -103,6 +152,7 @@ class ClickHouseUpsert(ClickHouseLoader):
 
     name = "upsert"
     expected_engine = "ReplacingMergeTree"
+    ordered = True
 
     def __init__(self, table: str, *, deduplicate: bool = True) -> None:
         super().__init__(table, deduplicate=deduplicate)
@@ -129,9 +179,15 @@ class ClickHouseUpsert(ClickHouseLoader):
         super().write(batch, ctx)
 
 
-def clickhouse_append(table: str, *, deduplicate: bool = True) -> ClickHouseAppend:
-    """Append into ``table`` (``name`` or ``database.name``)."""
-    return ClickHouseAppend(table, deduplicate=deduplicate)
+def clickhouse_append(
+    table: str, *, deduplicate: bool = True, insert_threads: int | None = None
+) -> ClickHouseAppend:
+    """Append into ``table`` (``name`` or ``database.name``).
+
+    ``insert_threads`` inserts run at once (default ``RUNNER_INSERT_THREADS``); 1 keeps
+    the batches in order.
+    """
+    return ClickHouseAppend(table, deduplicate=deduplicate, insert_threads=insert_threads)
 
 
 def clickhouse_upsert(table: str, *, deduplicate: bool = True) -> ClickHouseUpsert:

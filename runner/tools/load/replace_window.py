@@ -70,8 +70,15 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
     name = "replace_window"
     expected_engine = "MergeTree"
 
-    def __init__(self, table: str, *, time_column: str, deduplicate: bool = False) -> None:
-        super().__init__(table, deduplicate=deduplicate)
+    def __init__(
+        self,
+        table: str,
+        *,
+        time_column: str,
+        deduplicate: bool = False,
+        insert_threads: int | None = None,
+    ) -> None:
+        super().__init__(table, deduplicate=deduplicate, insert_threads=insert_threads)
         self.time_column = check_identifier(time_column, what="time column")
         check_identifier(self.table + STAGING_MARK + "0" * _HASH_LENGTH, what="staging table name")
         self.partition_key = ""
@@ -165,9 +172,7 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
         if staging is None:
             raise FatalError(f"replace_window into {self.target}: write() before open()")
         self._check_window(batch, ctx)
-        token = self.next_token(ctx)
-        settings = {"insert_deduplication_token": token} if self.deduplicate else {}
-        ctx.warehouse.insert_arrow(staging, batch, settings=settings)
+        self.insert(ctx, staging, batch)
 
     def _check_window(self, batch: pa.RecordBatch, ctx: RunContext) -> None:
         """Refuse a batch with a row outside [window.start, window.end), vectorised."""
@@ -222,16 +227,20 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
     def close(self, ctx: RunContext, *, success: bool) -> None:
         """On success swap the window's partitions in; always drop the staging table."""
         staging = ctx.step_state(self).pop("staging", None)
-        if staging is None:
-            return
         try:
-            if success:
+            super().close(ctx, success=success)  # every insert into staging has ended
+            if success and staging is not None:
                 self._swap(ctx, staging)
         finally:
-            try:
-                ctx.warehouse.command(f"DROP TABLE IF EXISTS {ctx.warehouse.table(staging)} SYNC")
-            except RunnerError as exc:  # the target is consistent; open() drops it later
-                ctx.log.warning("staging table not dropped", table=staging, error=str(exc))
+            if staging is not None:
+                self._drop_staging(ctx, staging)
+
+    @staticmethod
+    def _drop_staging(ctx: RunContext, staging: str) -> None:
+        try:
+            ctx.warehouse.command(f"DROP TABLE IF EXISTS {ctx.warehouse.table(staging)} SYNC")
+        except RunnerError as exc:  # the target is consistent; open() drops it later
+            ctx.log.warning("staging table not dropped", table=staging, error=str(exc))
 
     def _window_condition(self, ctx: RunContext) -> tuple[str, dict[str, Any]]:
         """SQL selecting the window's rows of the target, with its bound parameters."""
@@ -325,12 +334,16 @@ def _readable(value: pa.Scalar) -> str:
 
 
 def clickhouse_replace_window(
-    table: str, *, time_column: str, deduplicate: bool = False
+    table: str, *, time_column: str, deduplicate: bool = False, insert_threads: int | None = None
 ) -> ClickHouseReplaceWindow:
     """Replace the run window's data in ``table``, partitioned to match the schedule.
 
     Every row's ``time_column`` must lie in the window.  With ``deduplicate`` each batch
     carries a deterministic ``insert_deduplication_token`` (effective when the table keeps a
     deduplication log), so a retried insert of the same batch is not doubled.
+    ``insert_threads`` inserts into the staging table run at once (default
+    ``RUNNER_INSERT_THREADS``).
     """
-    return ClickHouseReplaceWindow(table, time_column=time_column, deduplicate=deduplicate)
+    return ClickHouseReplaceWindow(
+        table, time_column=time_column, deduplicate=deduplicate, insert_threads=insert_threads
+    )
