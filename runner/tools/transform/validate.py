@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 from runner.errors import ConfigError, FatalError, ValidationFailedError
 from runner.pipeline.context import QUARANTINE_TABLE
 from runner.pipeline.steps import Transformer
+from runner.tools.transform.python_values import batch_rows
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -271,7 +272,7 @@ class Validate(Transformer):
         from pydantic import ValidationError
 
         counts = self._counts(ctx)
-        rows = batch.to_pylist()
+        rows = batch_rows(batch)
         try:
             models = self._adapter.validate_python(rows)
             invalid: list[tuple[int, str]] = []
