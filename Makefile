@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 WINDOW := --start 2026-01-01 --end 2026-01-08
 
-.PHONY: setup demo test lint typecheck pytest bench clean
+.PHONY: setup demo test lint typecheck pytest bench e2e clean
 
 setup: $(STAMP)
 
@@ -40,7 +40,10 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/startup.py --json benchmarks/startup.json
+	$(BIN)/python benchmarks/run_all.py --out benchmarks/results
+
+e2e: $(STAMP)
+	bash k8s/tools/e2e_kind.sh
 
 clean:
 	rm -rf $(VENV) .warehouse logs exports .coverage .pytest_cache .mypy_cache .ruff_cache

@@ -14,8 +14,9 @@ reference measured in the same run, with its target:
 4. start-up: `runner run` with 500 pipeline files against 1 (<= 1.2x), `runner list` of
    500 and `runner render` of 1,000 (a few seconds; 5 s is checked).
 
-A second table holds what explains the figures: EL throughput and peak RSS by batch size
-(RUNNER_BATCH_ROWS), and the EL and memory figures with the table's background merges
+A second table holds what explains the figures: EL throughput and peak RSS by insert size
+and concurrency (RUNNER_INSERT_ROWS, RUNNER_INSERT_THREADS), peak RSS with one insert at a
+time and of the engine's own ingestion, and the EL and memory figures with background merges
 paused (diagnostic: how much is the engine merging the parts a load creates).
 
 Every measurement runs in a fresh process with its own warehouse (benchmarks/workload.py);
@@ -50,7 +51,8 @@ import startup
 HERE = Path(__file__).resolve().parent
 WORKLOAD = HERE / "workload.py"
 FORMATS = ("parquet", "csv")
-SWEEP_BATCH_ROWS = (65_536, 262_144, 524_288)
+#: Loader settings swept for the second table: (RUNNER_INSERT_ROWS, RUNNER_INSERT_THREADS).
+SWEEP = ((262_144, 2), (524_288, 2), (1_048_576, 2), (524_288, 1))
 GiB = 1 << 30
 
 
@@ -86,15 +88,14 @@ class Runner:
         files: list[Path],
         *,
         before: bool = False,
-        batch_rows: int | None = None,
+        env_vars: dict[str, str] | None = None,
         pause_merges: bool = False,
     ) -> dict[str, Any]:
         """Run one case in a fresh process and a temporary warehouse; keep its result."""
         env = dict(os.environ)
         if before and self.baseline is not None:
             env["PYTHONPATH"] = str(self.baseline)
-        if batch_rows is not None:
-            env["RUNNER_BATCH_ROWS"] = str(batch_rows)
+        env.update(env_vars or {})
         with tempfile.TemporaryDirectory(prefix=f"bench-{case}-") as tmp:
             command = [sys.executable, str(WORKLOAD), case, "--workdir", tmp, "--format", fmt]
             command += ["--data", *map(str, files)]
@@ -244,23 +245,22 @@ def explanations(
     repeat: int,
     sweep: bool,
 ) -> list[Figure]:
-    """Batch-size sweep and merge-paused diagnostics (the second table)."""
+    """Insert size/threads sweep, memory and merge-paused diagnostics (the second table)."""
     small, big = memory_data
     figures: list[Figure] = []
-    default = run.samples["el parquet"][0]["batch_rows"]
     if sweep:
-        print("batch size sweep", file=sys.stderr)
-        for rows in SWEEP_BATCH_ROWS:
+        print("insert size and threads sweep", file=sys.stderr)
+        for rows, threads in SWEEP:
             for fmt in FORMATS:
-                key = f"el {fmt} batch {rows}"
-                run(key, "el", fmt, [files[fmt]], batch_rows=rows)
+                env = {"RUNNER_INSERT_ROWS": str(rows), "RUNNER_INSERT_THREADS": str(threads)}
+                run(f"el {fmt} {rows}x{threads}", "el", fmt, [files[fmt]], env_vars=env)
         for fmt in FORMATS:
             engine = run.median(f"engine {fmt}", "rows_per_s")
-            for rows in SWEEP_BATCH_ROWS:
-                result = run.samples[f"el {fmt} batch {rows}"][0]
+            for rows, threads in SWEEP:
+                result = run.samples[f"el {fmt} {rows}x{threads}"][0]
                 figures.append(
                     Figure(
-                        name=f"EL {fmt}, RUNNER_BATCH_ROWS={rows:,}",
+                        name=f"EL {fmt}, insert rows {rows:,}, insert threads {threads}",
                         value=result["rows_per_s"],
                         unit="rows/s",
                         reference_name=f"engine ({fmt}, median above)",
@@ -269,9 +269,45 @@ def explanations(
                         target="ratio >= 0.6",
                         passed=result["rows_per_s"] / engine >= 0.6,
                         note=f"peak RSS {result['max_rss_bytes'] / GiB:.2f} GiB"
-                        + (" (the default)" if rows == default else ""),
+                        + (" (the defaults)" if (rows, threads) == (524_288, 2) else ""),
                     )
                 )
+    print("diagnostics: memory with one insert at a time; the engine's own", file=sys.stderr)
+    one = {"RUNNER_INSERT_THREADS": "1"}
+    for _ in range(repeat):
+        run("rss small 1 thread", "el", "parquet", [small], env_vars=one)
+        run("rss big 1 thread", "el", "parquet", big, env_vars=one)
+        run("rss small engine", "engine", "parquet", [small])
+        run("rss big engine", "engine", "parquet", big)
+    for key, name, note in (
+        (
+            "1 thread",
+            "peak RSS 10x rows, one insert at a time (diagnostic)",
+            "RUNNER_INSERT_THREADS=1: nearly flat, so the growth comes with two concurrent "
+            "inserts (the engine's allocator keeping their freed memory is the suspect, not "
+            "yet confirmed)",
+        ),
+        (
+            "engine",
+            "peak RSS 10x rows, the engine's own ingestion (context)",
+            "INSERT ... SELECT FROM file() of the same files: the engine alone grows more",
+        ),
+    ):
+        big_rss = run.median(f"rss big {key}", "max_rss_bytes")
+        small_rss = run.median(f"rss small {key}", "max_rss_bytes")
+        figures.append(
+            Figure(
+                name=name,
+                value=round(big_rss / GiB, 3),
+                unit="GiB",
+                reference_name="the same, 1x rows",
+                reference=round(small_rss / GiB, 3),
+                ratio=round(big_rss / small_rss, 3),
+                target="ratio <= 1.15",
+                passed=big_rss / small_rss <= 1.15,
+                note=note,
+            )
+        )
     print("diagnostics: background merges paused", file=sys.stderr)
     for _ in range(repeat):
         run("engine parquet paused", "engine", "parquet", [files["parquet"]], pause_merges=True)
@@ -306,7 +342,7 @@ def explanations(
             ratio=round(big_rss / small_rss, 3),
             target="ratio <= 1.15",
             passed=big_rss / small_rss <= 1.15,
-            note="what grows with the rows is the engine merging ever larger parts",
+            note="background merges stopped, two inserts at a time",
         )
     )
     return figures
@@ -371,9 +407,12 @@ def environment(args: argparse.Namespace) -> dict[str, Any]:
         "chdb": chdb.__version__,
         "rows": args.rows,
         "repeat": args.repeat,
-        "batch_rows": int(
-            os.environ.get("RUNNER_BATCH_ROWS") or Settings.model_fields["batch_rows"].default
-        ),
+        **{
+            name: int(
+                os.environ.get(f"RUNNER_{name.upper()}") or Settings.model_fields[name].default
+            )
+            for name in ("batch_rows", "insert_rows", "insert_threads")
+        },
         "baseline": (args.baseline_label or str(args.baseline_src)) if args.baseline_src else None,
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
@@ -431,7 +470,7 @@ def main() -> None:
     parser.add_argument("--baseline-src", type=Path, default=None, help="a dir holding runner/")
     parser.add_argument("--baseline-label", default=None, help="what the baseline code is")
     parser.add_argument("--skip-startup", action="store_true")
-    parser.add_argument("--skip-sweep", action="store_true", help="no batch-size sweep")
+    parser.add_argument("--skip-sweep", action="store_true", help="no insert size/threads sweep")
     args = parser.parse_args()
     if args.baseline_src is not None and not (args.baseline_src / "runner").is_dir():
         parser.error(f"--baseline-src {args.baseline_src}: no runner package there")
@@ -465,14 +504,16 @@ def main() -> None:
     notes = (
         f"Generated {report['generated_at']} by `benchmarks/run_all.py` "
         f"(rows={args.rows:,}, repeat={args.repeat}: medians; RUNNER_BATCH_ROWS="
-        f"{env['batch_rows']:,}); {env['cpus']} CPUs, Python {env['python']}, pyarrow "
-        f"{env['pyarrow']}, chDB {env['chdb']}; load average {env['load_average_at_start']} "
+        f"{env['batch_rows']:,}, RUNNER_INSERT_ROWS={env['insert_rows']:,}, "
+        f"RUNNER_INSERT_THREADS={env['insert_threads']}); {env['cpus']} CPUs, "
+        f"Python {env['python']}, pyarrow {env['pyarrow']}, chDB {env['chdb']}; "
+        f"load average {env['load_average_at_start']} "
         f"at the start, {env['load_average_at_end']} at the end; {env['duration_s']} s in all."
         + before
     )
     markdown = (
         f"# Benchmark report\n\n{notes}\n\n{main_table}\n\n"
-        f"## Batch size and background merges\n\n{extra_table}\n"
+        f"## Insert size, insert threads, memory and background merges\n\n{extra_table}\n"
     )
     (args.out / "report.md").write_text(markdown)
     print(f"{main_table}\n\n{extra_table}\n\n{notes}")
