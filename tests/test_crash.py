@@ -72,9 +72,8 @@ def env_for(project):
         "RUNNER_PROJECT_DIR": str(project),
         "RUNNER_LOG_FORMAT": "json",
         "RUNNER_BATCH_ROWS": str(BATCH),
-        "RUNNER_INSERT_ROWS": str(
-            BATCH
-        ),  # an insert per batch, two in flight: kills land mid-insert
+        # an insert per batch, two in flight: kills land mid-insert
+        "RUNNER_INSERT_ROWS": str(BATCH),
         "RUNNER_HEARTBEAT_SECONDS": "0.2",
         "RUNNER_STALE_AFTER_SECONDS": "1",
         "RUNNER_LOCK_BACKEND": "file",
