@@ -12,11 +12,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from runner.errors import ConfigError
-from runner.pipeline.windows import Window
+from runner.pipeline.windows import Window, fire_times
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -62,20 +63,8 @@ def plan_windows(
 def _schedule_windows(
     schedule: str, zone: ZoneInfo, start: datetime, end: datetime
 ) -> list[Window]:
-    from croniter import croniter
-
-    fires = croniter(schedule, start.astimezone(zone) - timedelta(seconds=1))
-    windows: list[Window] = []
-    current = None
-    while True:
-        fire = fires.get_next(datetime).astimezone(UTC)  # compared in UTC: DST-safe
-        if fire > end:
-            return windows
-        if fire < start or (current is not None and fire <= current):
-            continue  # a repeated wall-clock time around a DST change
-        if current is not None:
-            windows.append(Window(current, fire))
-        current = fire
+    fires = fire_times(schedule, zone, start, end)
+    return [Window(a, b) for a, b in pairwise(fires)]
 
 
 def _stepped_windows(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from runner.errors import ConfigError
 
@@ -57,25 +58,50 @@ def parse_instant(text: str, *, option: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def schedule_window(schedule: str, spec_zone: str, now: datetime) -> Window:
-    """The interval between the two latest fire times at or before ``now``."""
-    from zoneinfo import ZoneInfo
+def fire_times(
+    schedule: str, zone: str | ZoneInfo, first: datetime, last: datetime
+) -> list[datetime]:
+    """Every instant in [first, last] at which the schedule fires, in UTC, in order.
 
+    The schedule is matched against the zone's wall clock, walked as naive local times
+    (croniter's own time-zone handling depends on where the walk starts inside a repeated
+    hour).  A repeated wall-clock time (clocks going back) fires at both instants; a time
+    the clocks skip fires once, at the instant its pre-change offset gives (after the
+    jump).  Backfill planning and scheduled windows both use this, so they agree.
+    """
     from croniter import croniter
 
-    # croniter's get_prev can land in the future inside a repeated DST hour, so step back
-    # about two fires, then walk forward as backfill planning does, comparing in UTC: a
-    # scheduled window is then always the backfill planner's window for the same end.
-    back = croniter(schedule, now.astimezone(ZoneInfo(spec_zone)))
+    tz = zone if isinstance(zone, ZoneInfo) else ZoneInfo(zone)
+    walk = croniter(schedule, first.astimezone(tz).replace(tzinfo=None) - _DST_MARGIN)
+    horizon = last.astimezone(tz).replace(tzinfo=None) + _DST_MARGIN
+    found: set[datetime] = set()
+    while (local := walk.get_next(datetime)) <= horizon:
+        found.update(t for t in _instants(local, tz) if first <= t <= last)
+    return sorted(found)
+
+
+def _instants(local: datetime, tz: ZoneInfo) -> list[datetime]:
+    """The UTC instants showing the naive wall-clock time ``local`` in ``tz``."""
+    early = local.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    late = local.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    return [early, late] if early < late else [early]
+
+
+def schedule_window(schedule: str, spec_zone: str, now: datetime) -> Window:
+    """The interval between the two latest fire times at or before ``now``."""
+    from croniter import croniter
+
+    tz = ZoneInfo(spec_zone)
+    local_now = now.astimezone(tz).replace(tzinfo=None)
+    # Any wall-clock time a margin before now is an instant before now, whatever the zone's
+    # clock changes: the two latest such fires bound the walk from below.
+    back = croniter(schedule, local_now - _DST_MARGIN)
     back.get_prev(datetime)
-    fires = croniter(schedule, back.get_prev(datetime) - _DST_MARGIN)
-    start = end = None
-    while (fire := fires.get_next(datetime).astimezone(UTC)) <= now:
-        if end is None or fire > end:  # a repeated wall-clock time is one fire
-            start, end = end, fire
-    if start is None or end is None:  # pragma: no cover - two fires always precede now
+    lowest = back.get_prev(datetime).replace(tzinfo=tz).astimezone(UTC) - _DST_MARGIN
+    fires = fire_times(schedule, tz, lowest, now)
+    if len(fires) < 2:  # pragma: no cover - two fires always precede now
         raise ConfigError(f"schedule {schedule!r} has no two fire times before {now}")
-    return Window(start, end)
+    return Window(fires[-2], fires[-1])
 
 
 def resolve_window(

@@ -68,3 +68,30 @@ def test_bad_bounds_are_clear_config_errors():
     with pytest.raises(ConfigError, match="time-zone aware"):
         Window(datetime(2026, 1, 1), datetime(2026, 1, 2))
     assert parse_instant("2026-01-01T10:00", option="--start").tzinfo is UTC
+
+
+def test_fire_times_follow_the_wall_clock_through_both_clock_changes():
+    from runner.pipeline.windows import fire_times
+
+    def utc(*parts):
+        return datetime(*parts, tzinfo=UTC)
+
+    # 02:30 Berlin is skipped on 2026-03-29 (fires once, after the jump: 03:30 CEST) and
+    # shown twice on 2026-10-25 (fires at both instants)
+    spring = fire_times("30 2 * * *", "Europe/Berlin", utc(2026, 3, 28), utc(2026, 3, 30))
+    assert spring == [utc(2026, 3, 28, 1, 30), utc(2026, 3, 29, 1, 30)]
+    autumn = fire_times("30 2 * * *", "Europe/Berlin", utc(2026, 10, 25), utc(2026, 10, 26))
+    assert autumn == [utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 1, 30)]
+
+
+def test_a_scheduled_window_does_not_depend_on_where_a_walk_starts_in_a_repeated_half_hour():
+    # Lord Howe moves its clocks by 30 minutes; found by the hostile property suite
+    from runner.pipeline.backfill import plan_windows
+    from runner.pipeline.spec import PipelineSpec
+
+    spec = PipelineSpec(name="p", schedule="*/20 * * * *", timezone="Australia/Lord_Howe")
+    start = datetime(2026, 4, 4, 14, 59, tzinfo=UTC)
+    planned = plan_windows(spec, start, start + timedelta(hours=1), "schedule")
+    assert planned[0].start == datetime(2026, 4, 4, 15, 10, tzinfo=UTC)  # 01:40 the 2nd time
+    for window in planned:
+        assert schedule_window("*/20 * * * *", "Australia/Lord_Howe", window.end) == window
