@@ -234,7 +234,18 @@ def memory(run: Runner, small: Path, big: list[Path], repeat: int) -> list[Figur
         ratio=round(idle / big_rss, 3),
         target="context",
     )
-    return [figure, idle_figure]
+    middle_rss = run.median("el parquet", "max_rss_bytes")
+    middle_rows = run.samples["el parquet"][0]["rows"]
+    plateau = Figure(
+        name=f"peak RSS, EL parquet of {big_rows:,} rows against {middle_rows:,} (plateau)",
+        value=round(big_rss / GiB, 3),
+        unit="GiB",
+        reference_name=f"the EL parquet runs of {middle_rows:,} rows above",
+        reference=round(middle_rss / GiB, 3),
+        ratio=round(big_rss / middle_rss, 3),
+        target="context: does it keep growing?",
+    )
+    return [figure, plateau, idle_figure]
 
 
 def explanations(
@@ -283,9 +294,7 @@ def explanations(
         (
             "1 thread",
             "peak RSS 10x rows, one insert at a time (diagnostic)",
-            "RUNNER_INSERT_THREADS=1: nearly flat, so the growth comes with two concurrent "
-            "inserts (the engine's allocator keeping their freed memory is the suspect, not "
-            "yet confirmed)",
+            "RUNNER_INSERT_THREADS=1, to compare with two inserts at a time (the main figure)",
         ),
         (
             "engine",
