@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -17,7 +16,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from runner.errors import ConfigError, ExitCode, RunnerError
+from runner.errors import ConfigError, ExitCode, RunnerError, printable
 
 T = TypeVar("T")
 
@@ -49,17 +48,8 @@ ProjectOption = Annotated[
 OutputOption = Annotated[Output, typer.Option("--output", "-o", help="text or json.")]
 
 
-# Control characters (line breaks, terminal escapes) that hostile input may put in a message.
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def _printable(text: str) -> str:
-    """One line that cannot move the cursor: control characters are shown escaped."""
-    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
-
-
 def _fail(exc: RunnerError) -> NoReturn:
-    typer.echo(f"error: {_printable(str(exc))}", err=True)
+    typer.echo(f"error: {printable(str(exc))}", err=True)
     raise typer.Exit(int(exc.exit_code))
 
 
@@ -147,7 +137,7 @@ def list_pipelines(project_dir: ProjectOption = None, output: OutputOption = Out
         else:
             _print_table(rows, ("name", "kind", "schedule", "description"))
         for failure in failures:
-            typer.echo(f"error: {failure.error}", err=True)
+            typer.echo(f"error: {printable(str(failure.error))}", err=True)
         return int(ExitCode.CONFIG) if failures else 0
 
     code = _guarded(action)

@@ -26,7 +26,16 @@ line the operator sees says where to look.
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum
+
+# Control characters (line breaks, terminal escapes) that hostile input may put in a message.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    """``text`` as one line that cannot move the cursor: control characters shown escaped."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
 
 
 class ExitCode(IntEnum):

@@ -26,3 +26,10 @@ def test_pipeline_errors_carry_where_they_happened():
     err.with_context(pipeline="orders", step="ignored", window="a/b")
     assert str(err) == "bad row [pipeline=orders step=validate window=a/b]"
     assert str(FatalError("plain")) == "plain"
+
+
+def test_printable_keeps_a_message_on_one_harmless_line():
+    from runner.errors import printable
+
+    assert printable("bad row\n\x1b[2Jcleared\u2028x") == "bad row\\n\\x1b[2Jcleared\\u2028x"
+    assert printable("naïve résumé: ok") == "naïve résumé: ok"

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, TypeAlias
 
 from runner.batches import split
-from runner.errors import ConfigError, FatalError
+from runner.errors import ConfigError, FatalError, printable
 from runner.pipeline.steps import Extractor
 
 if TYPE_CHECKING:
@@ -49,7 +49,6 @@ _GLOB_CHARS = frozenset("*?[")
 # pyarrow reports an empty input with these messages; such a file just has no rows.
 _EMPTY_INPUT = ("Empty CSV file", "Empty JSON stream")
 _JSON_ROW = re.compile(r" in row (\d+)$")
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _STRING_INDEX = re.compile(r"Invalid UTF8 sequence at string index (\d+)")
 
 
@@ -231,7 +230,7 @@ class FileSource(Extractor):
         yield from gather.flush()
 
     def _error(self, shown: str, detail: str) -> FatalError:
-        return FatalError(_printable(f"{self.label} file {shown}: {detail}"))
+        return FatalError(printable(f"{self.label} file {shown}: {detail}"))
 
     def _check_filename_column(self, target: pa.Schema) -> None:
         if self.filename_column is not None and self.filename_column in target.names:
@@ -318,11 +317,6 @@ class _Gather:
         if len(self.pending) == 1:
             return self.pending[0]
         return pa.Table.from_batches(self.pending).combine_chunks().to_batches()[0]
-
-
-def _printable(text: str) -> str:
-    """One line: control characters of a hostile file (or file name) are shown escaped."""
-    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
 
 
 def _not_utf8(exc: UnicodeDecodeError) -> str:
