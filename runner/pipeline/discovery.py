@@ -148,25 +148,57 @@ def _import_file(name: str, path: Path, directory: Path) -> ModuleType:
         except RunnerError as exc:
             sys.modules.pop(module_name, None)
             raise PipelineDefinitionError(
-                f"{_relative(path)}:{_error_line(exc, path)} {exc}"
+                f"{_relative(path)}:{_error_line(exc, path)} {exc}{_origin(exc, path, directory)}"
             ) from None
         except BaseException as exc:  # noqa: BLE001 - a module may raise anything, even SystemExit
             sys.modules.pop(module_name, None)
             raise PipelineDefinitionError(
                 f"{_relative(path)}:{_error_line(exc, path)} import failed: "
-                f"{type(exc).__name__}: {exc}"
+                f"{type(exc).__name__}: {exc}{_origin(exc, path, directory)}"
             ) from None
     return module
 
 
 def _error_line(exc: BaseException, path: Path) -> str:
     """The line of ``path`` where the import failed, as ``N:``, when known."""
-    if isinstance(exc, SyntaxError) and exc.lineno:
+    if isinstance(exc, SyntaxError) and exc.lineno and _same(exc.filename, path):
         return f"{exc.lineno}:"
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if Path(frame.filename) == path and frame.lineno:
+        if _same(frame.filename, path) and frame.lineno:
             return f"{frame.lineno}:"
     return ""
+
+
+def _origin(exc: BaseException, path: Path, directory: Path) -> str:
+    """`` (in helper.py:N)`` when the error arose in a project module the pipeline imported.
+
+    The innermost frame under the pipelines directory that is not the pipeline file
+    itself (for a syntax error: the file that does not parse).
+    """
+    places: list[tuple[str | None, int | None]] = [
+        (frame.filename, frame.lineno) for frame in traceback.extract_tb(exc.__traceback__)
+    ]
+    if isinstance(exc, SyntaxError):
+        places.append((exc.filename, exc.lineno))
+    for filename, line in reversed(places):
+        if filename is None or not _inside(filename, directory):
+            continue
+        if _same(filename, path):
+            return ""
+        return f" (in {_relative(Path(filename))}{f':{line}' if line else ''})"
+    return ""
+
+
+def _same(filename: str | None, path: Path) -> bool:
+    return filename is not None and Path(filename) == path
+
+
+def _inside(filename: str, directory: Path) -> bool:
+    try:
+        Path(filename).resolve().relative_to(directory.resolve())
+    except (ValueError, OSError):
+        return False
+    return True
 
 
 def _closest(name: str, paths: dict[str, Path]) -> str | None:

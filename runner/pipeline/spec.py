@@ -1,13 +1,13 @@
 """What a pipeline declares about itself: name, schedule, ownership and runtime hints.
 
 Validated when the pipeline is declared, so a bad cron string fails ``runner list`` and
-``runner render`` with the file and field named, not a CronJob at 3 a.m.
+``runner render`` with the file and field named, not a CronJob at 3 a.m.  (``check_cron``
+lives in runner.pipeline.cron and is importable from here too.)
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,36 +21,11 @@ from pydantic import (
 )
 
 from runner.errors import PipelineDefinitionError
+from runner.pipeline.cron import check_cron
 
-NAME_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
-CRON_MACROS = frozenset(
-    {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
-)
-_CRON_PROBE = datetime(2000, 1, 1)  # a leap year's start: Feb 29 schedules fire soon after
+NAME_MAX_LENGTH = 48  # Kubernetes object names (63 at most) are built from it
+_NAME_CHARS = re.compile(r"^[a-z][a-z0-9_]*$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
-
-
-def check_cron(expression: str) -> str:
-    """Accept the five-field cron syntax Kubernetes CronJobs understand, or a macro."""
-    from croniter import CroniterBadDateError, croniter
-
-    text = " ".join(expression.split())
-    if text in CRON_MACROS:
-        return text
-    if len(text.split(" ")) != 5 or not croniter.is_valid(text):
-        raise ValueError(
-            f"invalid cron schedule {expression!r}: expected five fields "
-            "'minute hour day-of-month month day-of-week' (e.g. '*/15 * * * *') or a macro "
-            "such as @daily"
-        )
-    try:  # '0 0 30 2 *' is valid syntax, but a run would find no window
-        croniter(text, _CRON_PROBE).get_next(datetime)
-    except CroniterBadDateError:
-        raise ValueError(
-            f"cron schedule {expression!r} never fires (a day the month never has?); "
-            "leave schedule unset for a manual-only pipeline"
-        ) from None
-    return text
 
 
 class Resources(BaseModel):
@@ -87,7 +62,7 @@ class PipelineSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    name: str
     schedule: str | None = Field(default=None, description="Five-field cron; None = manual only.")
     timezone: str = Field(default="UTC", description="IANA zone the schedule is read in.")
     description: str = ""
@@ -118,6 +93,18 @@ class PipelineSpec(BaseModel):
             )
         return self
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if len(value) > NAME_MAX_LENGTH:
+            raise ValueError(
+                f"too long ({len(value)} characters, at most {NAME_MAX_LENGTH}: Kubernetes "
+                "object names are built from it)"
+            )
+        if not _NAME_CHARS.fullmatch(value):
+            raise ValueError("must be lower-case letters, digits and '_', starting with a letter")
+        return value
+
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
@@ -146,7 +133,5 @@ def build_spec(**fields: object) -> PipelineSpec:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "pipeline"
         message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "string_pattern_mismatch":
-            message = "must be lower-case letters, digits and '_', starting with a letter"
         name = fields.get("name", "?")
         raise PipelineDefinitionError(f"pipeline {name!r}: {field}: {message}") from None
