@@ -130,7 +130,10 @@ def measure(
             batches = None
         else:
             result = run_pipeline(
-                settings, Registry(settings.pipelines_path), "bench", start=WINDOW[0], end=WINDOW[1]
+                settings,
+                Registry(settings.pipelines_path),
+                "bench",
+                **window_arguments(run_pipeline),
             )
             batches = result.steps["bench"].batches
         seconds = time.perf_counter() - started
@@ -147,6 +150,20 @@ def measure(
         "merges_paused": pause_merges,
         "max_rss_bytes": max_rss_bytes(),
     }
+
+
+def window_arguments(run_pipeline) -> dict:
+    """The window as the measured code takes it: a Window now, ISO strings before."""
+    import inspect
+
+    if "window" not in inspect.signature(run_pipeline).parameters:  # --baseline-src code
+        return {"start": WINDOW[0], "end": WINDOW[1]}
+    from datetime import UTC, datetime
+
+    from runner.pipeline.windows import Window
+
+    start, end = (datetime.fromisoformat(t).replace(tzinfo=UTC) for t in WINDOW)
+    return {"window": Window(start, end)}
 
 
 def main() -> None:

@@ -8,7 +8,8 @@ flaky network, and should not retry one that met a typo in its settings.
 ::
 
     RunnerError                       exit 1
-    ├── ConfigError                   exit 3  bad settings, CLI values, migration files
+    ├── UsageError                    exit 2  a command-line value that cannot be used
+    ├── ConfigError                   exit 3  bad settings, project files, migration files
     │   ├── PipelineDefinitionError   exit 3  a pipeline module that cannot be used
     │   └── PipelineNotFoundError     exit 3  no module for the requested name
     ├── NotReadyError                 exit 4  warehouse unreachable / schema behind
@@ -21,12 +22,14 @@ flaky network, and should not retry one that met a typo in its settings.
             └── WarehouseUnavailableError
 
 ``PipelineError`` carries the pipeline, step and window it happened in, so the single
-line the operator sees says where to look.
+line the operator sees says where to look.  ``EXIT_CODES`` describes every code once; the
+README's table and ``runner --help`` are checked against it.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import IntEnum
 
 # Control characters (line breaks, terminal escapes) that hostile input may put in a message.
@@ -51,14 +54,70 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130
 
 
+@dataclass(frozen=True)
+class ExitCodeDoc:
+    """What one exit code means and what Kubernetes should do about it."""
+
+    meaning: str
+    kubernetes: str
+    short: str
+
+
+#: The one description of every exit code: ``runner --help`` prints it and a test checks
+#: the README's table against it (and against the exception tree).
+EXIT_CODES: dict[ExitCode, ExitCodeDoc] = {
+    ExitCode.OK: ExitCodeDoc("success (also: nothing to do)", "—", "ok"),
+    ExitCode.FAILED: ExitCodeDoc(
+        "the run failed (bad data, bad SQL, a bug in a step); `runner health` found a problem",
+        "not retry blindly",
+        "run failed",
+    ),
+    ExitCode.USAGE: ExitCodeDoc(
+        "command-line usage error: unknown option, bad `--start`/`--end`/`--step`/`--param`",
+        "fix the manifest",
+        "usage error",
+    ),
+    ExitCode.CONFIG: ExitCodeDoc(
+        "configuration error: settings, a pipeline file (or no file for the name), "
+        "a cron string, a migration file",
+        "fix and redeploy",
+        "configuration",
+    ),
+    ExitCode.NOT_READY: ExitCodeDoc(
+        "not ready: warehouse unreachable or database missing (`runner migrate` not run)",
+        "retry later",
+        "not ready",
+    ),
+    ExitCode.ALREADY_RUNNING: ExitCodeDoc(
+        "already running (lock held by another run)", "skip", "already running"
+    ),
+    ExitCode.TEMPFAIL: ExitCodeDoc(
+        "transient failure (network, 5xx, ClickHouse overload)", "retry", "transient failure"
+    ),
+    ExitCode.INTERRUPTED: ExitCodeDoc(
+        "interrupted by SIGTERM/SIGINT; stopped between batches", "retry", "interrupted"
+    ),
+}
+
+
 class RunnerError(Exception):
     """Root of every error the framework raises on purpose."""
 
     exit_code: ExitCode = ExitCode.FAILED
 
 
+class UsageError(RunnerError):
+    """A value given on the command line cannot be used; fix the command, do not retry.
+
+    Raised by the domain without naming a flag (``'tomorrow' is not an ISO 8601 date``);
+    the CLI, which knows which flag carried the value, adds its name.
+    """
+
+    exit_code = ExitCode.USAGE
+
+
 class ConfigError(RunnerError):
-    """Settings, command-line values or project files are wrong; fix them, do not retry."""
+    """Settings or project files are wrong; fix them, do not retry."""
 
     exit_code = ExitCode.CONFIG
 

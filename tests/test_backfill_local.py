@@ -7,14 +7,15 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 
 import pytest
 from typer.testing import CliRunner
 
 from runner.cli import app
-from runner.errors import ConfigError
 from runner.pipeline.discovery import Registry
-from runner.services.backfill import Range, check_size, plan, run_local, window_status
+from runner.pipeline.windows import Window
+from runner.services.backfill import Range, plan, run_local, window_status
 
 PIPELINE = """
 import time
@@ -33,7 +34,8 @@ MIGRATION = (
     "CREATE TABLE {{database}}.facts (id UInt64, ts DateTime64(3, 'UTC')) ENGINE = MergeTree "
     "ORDER BY id SETTINGS non_replicated_deduplication_window = 1000"
 )
-RANGE = Range("2026-01-01", "2026-01-31")  # 30 daily windows
+JANUARY = Window(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 31, tzinfo=UTC))
+RANGE = Range(JANUARY)  # 30 daily windows
 
 
 @pytest.fixture
@@ -88,17 +90,11 @@ def test_a_30_window_backfill_interrupted_and_resumed_loads_each_window_once(
     assert not again.failed
     assert warehouse.query_rows("SELECT count(), uniqExact(id) FROM facts") == [(1500, 1500)]
     assert plan(settings, registry, "daily", RANGE).todo == []
-    redo = plan(settings, registry, "daily", Range("2026-01-01", "2026-01-31", only_missing=False))
+    redo = plan(settings, registry, "daily", Range(JANUARY, only_missing=False))
     run_local(settings, registry, "daily", redo.todo[:3])
     assert warehouse.query_rows("SELECT count() FROM facts") == [(1500,)]  # redone, not duplicated
     statuses = {r["status"] for r in window_status(settings, registry, "daily", RANGE)}
     assert statuses == {"succeeded"}
-
-
-def test_large_ranges_need_confirmation(settings):
-    with pytest.raises(ConfigError, match="RUNNER_BACKFILL_MAX_WINDOWS=500"):
-        check_size(settings, 501, confirmed=False)
-    check_size(settings, 501, confirmed=True)
 
 
 def test_cli_plan_run_and_status(settings, project):
@@ -112,7 +108,6 @@ def test_cli_plan_run_and_status(settings, project):
     }
     args = ["--start", "2026-02-01", "--end", "2026-02-04"]
     runner = CliRunner()
-    planned = runner.invoke(app, ["backfill", "plan", "daily", *args])
     planned = runner.invoke(app, ["backfill", "plan", "daily", *args], env=env)
     assert planned.exit_code == 0, planned.output
     assert "3 windows, 0 already succeeded, 3 to run" in planned.stdout
@@ -130,12 +125,17 @@ def test_cli_plan_run_and_status(settings, project):
     replan = json.loads(
         runner.invoke(app, ["backfill", "plan", "daily", *args, "-o", "json"], env=env).stdout
     )
-    assert replan == {"windows": 3, "done": 3, "todo": []}
+    assert (replan["windows"], replan["done"], replan["todo"]) == (3, 3, [])
+    assert not replan["widened"]
+    again = runner.invoke(app, ["backfill", "run", "daily", *args], env=env)
+    assert again.exit_code == 0, again.output
+    assert "nothing to do: all 3 windows of 'daily'" in again.stderr
+    assert "backfill window finished" not in again.stdout
     too_many = runner.invoke(
         app, ["backfill", "run", "daily", "--start", "2020-01-01", "--end", "2026-01-01"], env=env
     )
-    assert too_many.exit_code == 3
-    assert "pass --yes" in too_many.stderr
+    assert too_many.exit_code == 2
+    assert "more than RUNNER_BACKFILL_MAX_WINDOWS=500: pass --yes" in too_many.stderr
 
 
 def test_ctrl_c_stops_a_backfill_subprocess_and_a_rerun_resumes(project, tmp_path):

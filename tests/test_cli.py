@@ -144,10 +144,10 @@ def test_dry_run_touches_nothing(env):
         (["run", "nosuch"], 3, "error: no pipeline 'nosuch'"),
         (
             ["run", "numbers", "--start", "yesterday", "--end", "2026-01-01"],
-            3,
+            2,
             "--start: 'yesterday'",
         ),
-        (["run", "numbers", "--param", "novalue"], 3, "expected KEY=VALUE"),
+        (["run", "numbers", "--param", "novalue"], 2, "expected KEY=VALUE"),
         (["run", "failing"], 1, "error: row 3 has no id [pipeline=failing step=load"),
         (["run", "failing", "-p", "transient=1"], 75, "upstream timed out"),
         (["run", "numbers"], 4, "run `runner migrate` first"),

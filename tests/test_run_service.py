@@ -5,6 +5,7 @@ import pytest
 
 from runner.errors import AlreadyRunningError, FatalError, InterruptedRunError
 from runner.pipeline.discovery import Registry
+from runner.pipeline.windows import Window
 from runner.services.run import new_run_id, run_pipeline
 from runner.state.locks import make_lock
 from runner.state.runs import RunHistory, new_record
@@ -37,6 +38,10 @@ PIPELINES = {
         " load=lambda b: None)\n"
     ),
 }
+
+
+def day(n):
+    return Window(datetime(2026, 1, n, tzinfo=UTC), datetime(2026, 1, n + 1, tzinfo=UTC))
 
 
 @pytest.fixture
@@ -97,8 +102,8 @@ def test_concurrent_windows_lock_per_window(settings, registry, warehouse):
     held.acquire()
     try:
         with pytest.raises(AlreadyRunningError):
-            run_pipeline(settings, registry, "per_window", start="2026-01-01", end="2026-01-02")
-        other = run_pipeline(settings, registry, "per_window", start="2026-01-02", end="2026-01-03")
+            run_pipeline(settings, registry, "per_window", window=day(1))
+        other = run_pipeline(settings, registry, "per_window", window=day(2))
         assert other.status == "succeeded"
     finally:
         held.release()

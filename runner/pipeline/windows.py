@@ -1,7 +1,9 @@
 """Run windows: the half-open time interval [start, end) one run is responsible for.
 
 A scheduled run covers the interval between the two latest fire times of its schedule,
-so two runs never overlap and re-running a window means the same data.
+so two runs never overlap and re-running a window means the same data.  Every window's
+bounds lie in the range the warehouse stores (ClickHouse ``DateTime64``: 1900 to 2299), so
+a bad bound is refused here, not by SQL halfway through a run.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from runner.errors import ConfigError
+from runner.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     from runner.pipeline.spec import PipelineSpec
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The instants ClickHouse's DateTime64 stores (run history, window parameters).
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2299, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
 _DST_MARGIN = timedelta(hours=3)  # more than any clock change
 
 
@@ -32,11 +37,11 @@ class Window:
             raise ConfigError("window bounds must be time-zone aware")
         # Compare in UTC: Python compares two times of one zone by wall clock, so the
         # repeated hour of a DST change would look like an empty window.
-        object.__setattr__(self, "start", self.start.astimezone(UTC))
-        object.__setattr__(self, "end", self.end.astimezone(UTC))
+        object.__setattr__(self, "start", check_storable(self.start))
+        object.__setattr__(self, "end", check_storable(self.end))
         if self.start >= self.end:
-            raise ConfigError(
-                f"window start {self.start.isoformat()} is not before end {self.end.isoformat()}"
+            raise UsageError(
+                f"start {self.start.isoformat()} is not before end {self.end.isoformat()}"
             )
 
     def __str__(self) -> str:
@@ -47,15 +52,33 @@ class Window:
         return self.start <= instant < self.end
 
 
-def parse_instant(text: str, *, option: str) -> datetime:
-    """Parse an ISO 8601 date or date-time; a value without offset is taken as UTC."""
+def check_storable(instant: datetime) -> datetime:
+    """``instant`` in UTC, or a UsageError when the warehouse cannot store it."""
     try:
-        value = datetime.fromisoformat(text)
+        value = instant.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01 with a positive offset
+        value = None
+    if value is None or not EARLIEST <= value <= LATEST:
+        raise UsageError(
+            f"{instant.isoformat()} is outside the range the warehouse stores "
+            f"({EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d} UTC, ClickHouse DateTime64)"
+        )
+    return value
+
+
+def parse_instant(text: str) -> datetime:
+    """Parse an ISO 8601 date or date-time; a value without offset is taken as UTC.
+
+    Raises a UsageError that names the value (the caller names the flag or field).
+    """
+    try:
+        value = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise ConfigError(
-            f"{option}: {text!r} is not an ISO 8601 date or date-time (e.g. 2026-01-31T00:00Z)"
+        raise UsageError(
+            f"{text!r} is not an ISO 8601 date or date-time (e.g. 2026-01-31 or "
+            "2026-01-31T06:00+01:00)"
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return check_storable(value if value.tzinfo else value.replace(tzinfo=UTC))
 
 
 def fire_times(
@@ -107,23 +130,20 @@ def schedule_window(schedule: str, spec_zone: str, now: datetime) -> Window:
 def resolve_window(
     spec: PipelineSpec,
     *,
-    start: str | None = None,
-    end: str | None = None,
+    explicit: Window | None = None,
     now: datetime | None = None,
     watermark: datetime | None = None,
 ) -> Window | None:
-    """The window of a run: explicit bounds, else the schedule's, else up to now.
+    """The window of a run: the explicit one, else the schedule's, else up to now.
 
     An incremental pipeline starts at its watermark (the end of its last successful
     window) and runs up to the schedule's latest fire time (or now); ``None`` means the
     watermark is already there and there is nothing to do.  A pipeline without a schedule
     (manual only) covers everything up to now by default.
     """
+    if explicit is not None:
+        return explicit
     moment = now or datetime.now(UTC)
-    if start is not None or end is not None:
-        if start is None or end is None:
-            raise ConfigError("--start and --end must be given together")
-        return Window(parse_instant(start, option="--start"), parse_instant(end, option="--end"))
     scheduled = schedule_window(spec.schedule, spec.timezone, moment) if spec.schedule else None
     if spec.incremental and watermark is not None:
         until = scheduled.end if scheduled else moment

@@ -2,7 +2,9 @@
 
 Re-running a backfill is always safe: each window load is idempotent, windows that
 already succeeded are skipped by default, and each window takes the same per-window lock
-as the scheduled run of that window.
+as the scheduled run of that window.  A local backfill runs its windows in this process
+through one run session: the pipeline is imported once, connections are reused and the
+schema gate is passed once, so a window costs little more than its own work.
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import ConfigError, InterruptedRunError, RunnerError
+from runner.errors import ConfigError, InterruptedRunError, RunnerError, UsageError
 from runner.log import get_logger
-from runner.pipeline.backfill import BackfillPlan, make_plan, parse_step, plan_windows
-from runner.pipeline.windows import Window, parse_instant
+from runner.pipeline.backfill import SCHEDULE, BackfillPlan, Step, make_plan, plan_windows
+from runner.pipeline.windows import Window
 
 if TYPE_CHECKING:
     from runner.pipeline.discovery import Registry
@@ -30,52 +32,55 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Range:
-    """What the operator asked for."""
+    """What the operator asked for: a window of time, split by a step."""
 
-    start: str
-    end: str
-    step: str = "schedule"
+    window: Window
+    step: Step = field(default_factory=lambda: Step(SCHEDULE))
     only_missing: bool = True
     reverse: bool = False
 
 
 def plan(
-    settings: Settings, registry: Registry, name: str, wanted: Range, *, offline: bool = False
+    settings: Settings,
+    registry: Registry,
+    name: str,
+    wanted: Range,
+    *,
+    offline: bool = False,
+    now: datetime | None = None,
 ) -> BackfillPlan:
     """The windows of the range and which of them already succeeded.
 
     ``offline`` plans without the run history (every window is to do).
     """
+    spec = registry.load(name).spec
+    windows = plan_windows(spec, wanted.window.start, wanted.window.end, wanted.step)
+    moment = now or datetime.now(UTC)
+    if offline:
+        return make_plan(wanted.window, windows, set(), reverse=wanted.reverse, now=moment)
+    runs = _runs_of(settings, name, windows)
+    succeeded = {(r.window_start, r.window_end) for r in runs if r.status == "succeeded"}
+    return make_plan(
+        wanted.window,
+        windows,
+        succeeded,
+        only_missing=wanted.only_missing,
+        reverse=wanted.reverse,
+        now=moment,
+    )
+
+
+def _runs_of(settings: Settings, name: str, windows: list[Window]) -> list[RunRecord]:
+    """Every recorded run of ``name`` whose window lies inside the planned windows."""
     from runner.state.runs import RunHistory
     from runner.warehouse.client import Warehouse
 
-    spec = registry.load(name).spec
-    start = parse_instant(wanted.start, option="--start")
-    end = parse_instant(wanted.end, option="--end")
-    windows = plan_windows(spec, start, end, parse_step(wanted.step))
-    if not windows:
-        raise ConfigError(
-            f"no whole window of {name!r} fits in {start.isoformat()}..{end.isoformat()} "
-            f"with step {wanted.step!r}"
-        )
-    if offline:
-        return make_plan(windows, set(), reverse=wanted.reverse)
     warehouse = Warehouse.connect(settings)
     try:
-        runs = RunHistory(warehouse, settings.state_database).in_range(name, start, end)
+        history = RunHistory(warehouse, settings.state_database)
+        return history.in_range(name, windows[0].start, windows[-1].end)
     finally:
         warehouse.close()
-    succeeded = {(r.window_start, r.window_end) for r in runs if r.status == "succeeded"}
-    return make_plan(windows, succeeded, only_missing=wanted.only_missing, reverse=wanted.reverse)
-
-
-def check_size(settings: Settings, count: int, *, confirmed: bool) -> None:
-    """A range larger than ``backfill_max_windows`` needs an explicit ``--yes``."""
-    if count > settings.backfill_max_windows and not confirmed:
-        raise ConfigError(
-            f"{count} windows is more than RUNNER_BACKFILL_MAX_WINDOWS="
-            f"{settings.backfill_max_windows}: pass --yes to go ahead, or use a coarser --step"
-        )
 
 
 @dataclass
@@ -122,29 +127,34 @@ def run_local(
     on_window: Callable[[Window, str, dict[str, Any]], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> LocalOutcome:
-    """Run ``windows`` of ``name`` on this machine, ``parallelism`` at a time."""
+    """Run ``windows`` of ``name`` in this process, ``parallelism`` at a time.
+
+    Every window is an ordinary run (lock, history, state), sharing one run session.
+    """
     from runner.services.run import run_pipeline
+    from runner.services.session import RunSession
 
     if parallelism < 1:
-        raise ConfigError("--parallelism must be at least 1")
+        raise UsageError(f"parallelism must be at least 1, not {parallelism}")
     backfill_settings = settings.model_copy(update={"trigger": "backfill"})
     stop = cancel or threading.Event()
     outcome = LocalOutcome()
+    registry.load(name)  # import once, before any thread does
+    session = RunSession(backfill_settings)
 
     def one(window: Window) -> tuple[str, dict[str, Any]]:
         if stop.is_set():
             return "skipped", {}
         result = run_pipeline(
-            backfill_settings,
-            registry,
-            name,
-            start=window.start.isoformat(),
-            end=window.end.isoformat(),
-            cancel=stop,
+            backfill_settings, registry, name, window=window, cancel=stop, session=session
         )
         return result.status, {k: v.as_dict() for k, v in result.steps.items()}
 
-    with _stop_on_ctrl_c(stop), ThreadPoolExecutor(max_workers=parallelism) as pool:
+    with (
+        session,
+        _stop_on_ctrl_c(stop),
+        ThreadPoolExecutor(max_workers=parallelism) as pool,
+    ):
         pending: dict[Future[tuple[str, dict[str, Any]]], Window] = {}
         queue = list(windows)
         while queue or pending:
@@ -179,33 +189,30 @@ def _outcome_of(future: Future[tuple[str, dict[str, Any]]]) -> tuple[str, dict[s
 def window_status(
     settings: Settings, registry: Registry, name: str, wanted: Range
 ) -> list[dict[str, Any]]:
-    """Each window of the range with the state of its latest run."""
-    from runner.state.runs import RunHistory
-    from runner.warehouse.client import Warehouse
+    """Each window of the range with the state of its latest run.
 
+    A window without a run is ``pending``, or ``not ended`` while its end is in the future.
+    """
     spec = registry.load(name).spec
-    start = parse_instant(wanted.start, option="--start")
-    end = parse_instant(wanted.end, option="--end")
-    windows = plan_windows(spec, start, end, parse_step(wanted.step))
-    warehouse = Warehouse.connect(settings)
-    try:
-        runs = RunHistory(warehouse, settings.state_database).in_range(name, start, end)
-    finally:
-        warehouse.close()
+    windows = plan_windows(spec, wanted.window.start, wanted.window.end, wanted.step)
+    runs = _runs_of(settings, name, windows)
     latest: dict[tuple[Any, Any], RunRecord] = {}
     for record in runs:  # oldest first: the last one wins
         latest[record.window_start, record.window_end] = record
     stale = timedelta(seconds=settings.stale_after_seconds)
-    return [_status_row(w, latest.get((w.start, w.end)), stale) for w in windows]
+    now = datetime.now(UTC)
+    return [_status_row(w, latest.get((w.start, w.end)), stale, now) for w in windows]
 
 
-def _status_row(window: Window, record: RunRecord | None, stale: timedelta) -> dict[str, Any]:
+def _status_row(
+    window: Window, record: RunRecord | None, stale: timedelta, now: datetime
+) -> dict[str, Any]:
     from runner.services.status import shown_status
 
     row: dict[str, Any] = {
         "window_start": window.start.isoformat(),
         "window_end": window.end.isoformat(),
-        "status": "pending",
+        "status": "pending" if window.end <= now else "not ended",
     }
     if record is not None:
         row |= {

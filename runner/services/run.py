@@ -32,6 +32,7 @@ from runner.errors import ExitCode, InterruptedRunError, RunnerError
 from runner.log import get_logger
 from runner.pipeline.context import RunContext, RunResources, StepStats
 from runner.pipeline.windows import Window, resolve_window
+from runner.services.session import RunSession
 from runner.state.watermarks import WINDOW_END_KEY, RunState, StateStore
 
 if TYPE_CHECKING:
@@ -175,50 +176,49 @@ def run_pipeline(
     registry: Registry,
     name: str,
     *,
-    start: str | None = None,
-    end: str | None = None,
+    window: Window | None = None,
     dry_run: bool = False,
     params: Mapping[str, str] | None = None,
     connect: Callable[[], Warehouse] | None = None,
     log_file: RunLogFile | None = None,
     cancel: threading.Event | None = None,
+    session: RunSession | None = None,
 ) -> RunResult:
-    """Run pipeline ``name`` once; raises a RunnerError (already logged) on failure."""
+    """Run pipeline ``name`` once; raises a RunnerError (already logged) on failure.
+
+    ``window`` is the explicit window (default: the schedule's latest, or the watermark's).
+    Runs that share a ``session`` (a local backfill) reuse its connections and checks.
+    """
     pipeline = registry.load(name)
     run_id = new_run_id()
-    if start is not None or end is not None:  # bad bounds fail before anything connects
-        resolve_window(pipeline.spec, start=start, end=end)
     if dry_run:
-        window = resolve_window(pipeline.spec, start=start, end=end)
-        result = RunResult(name, run_id, window, "planned", plan=pipeline.describe())
-        with _bound(name, run_id, window):
+        planned = resolve_window(pipeline.spec, explicit=window)
+        result = RunResult(name, run_id, planned, "planned", plan=pipeline.describe())
+        with _bound(name, run_id, planned):
             get_logger().info("dry run: nothing read or written", plan=result.plan)
         return result
-    if connect is None:
-        from runner.warehouse.client import Warehouse
-
-        def connect() -> Warehouse:
-            return Warehouse.connect(settings)
-
-    resources = RunResources(connect=connect)
+    own_session = session is None
+    shared = session or RunSession(settings, connect)
+    resources = shared.resources()
     try:
-        return _run(settings, pipeline, run_id, start, end, params, resources, log_file, cancel)
+        return _run(settings, pipeline, run_id, window, params, resources, log_file, cancel, shared)
     finally:
         resources.close()
+        if own_session:
+            shared.close()
 
 
 def _run(  # noqa: PLR0917 - private; one call site
     settings: Settings,
     pipeline: Pipeline,
     run_id: str,
-    start: str | None,
-    end: str | None,
+    explicit: Window | None,
     params: Mapping[str, str] | None,
     resources: RunResources,
     log_file: RunLogFile | None,
     cancel: threading.Event | None,
+    session: RunSession,
 ) -> RunResult:
-    from runner.migrate.gate import schema_gate
     from runner.state.runs import RunHistory
 
     name = pipeline.name
@@ -231,16 +231,14 @@ def _run(  # noqa: PLR0917 - private; one call site
         # so a backfill never overlaps the scheduled run of the same window.
         if not (spec.concurrent_windows or settings.trigger == "backfill"):
             locks.take(f"run:{name}")
-        early = None if spec.incremental else resolve_window(spec, start=start, end=end)
+        early = None if spec.incremental else resolve_window(spec, explicit=explicit)
         if early is not None:
             locks.take(window_lock_name(name, early))
         warehouse = resources.open_warehouse()
-        schema_gate(settings, warehouse)
+        session.check_schema(settings, warehouse)
         store = StateStore(warehouse, settings.state_database)
         committed = store.load(name)
-        window = early or resolve_window(
-            spec, start=start, end=end, watermark=_watermark(committed)
-        )
+        window = early or resolve_window(spec, explicit=explicit, watermark=_watermark(committed))
         if window is None:
             with _bound(name, run_id, None):
                 get_logger().info("nothing to do: the watermark is up to date")
@@ -262,6 +260,7 @@ def _run(  # noqa: PLR0917 - private; one call site
                 store=store,
                 committed=committed,
                 locks=locks,
+                look_for_stale=session.first_look_for_stale(name),
             )
     finally:
         locks.release()
@@ -335,6 +334,7 @@ def _execute(  # noqa: PLR0917 - private; one call site passes the run's parts
     store: StateStore,
     committed: dict[str, Any],
     locks: HeldLocks,
+    look_for_stale: bool = True,
 ) -> RunResult:
     from runner.state.runs import apply_stats, new_record
 
@@ -342,7 +342,11 @@ def _execute(  # noqa: PLR0917 - private; one call site passes the run's parts
     log = get_logger()
     result = RunResult(pipeline=name, run_id=run_id, window=window, status="running")
     started = time.monotonic()
-    stale = history.mark_stale(name, timedelta(seconds=settings.stale_after_seconds))
+    stale = (
+        history.mark_stale(name, timedelta(seconds=settings.stale_after_seconds))
+        if look_for_stale
+        else []
+    )
     for lost in stale:
         log.warning("earlier run died without finishing; marked failed", lost_run_id=lost.run_id)
     record = new_record(

@@ -295,10 +295,16 @@ class Warehouse:
         result = self._call("query failed", lambda: self._client.query(sql, parameters=parameters))
         return result.result_rows  # type: ignore[no-any-return]
 
-    def query_arrow(self, sql: str, parameters: Mapping[str, Any] | None = None) -> pa.Table:
+    def query_arrow(
+        self,
+        sql: str,
+        parameters: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> pa.Table:
         """Run a query and return all of its result as one Arrow table (small results)."""
         return self._call(
-            "query failed", lambda: self._client.query_arrow(sql, parameters=parameters)
+            "query failed",
+            lambda: self._client.query_arrow(sql, parameters=parameters, settings=settings),
         )
 
     @contextmanager
@@ -308,11 +314,14 @@ class Warehouse:
         parameters: Mapping[str, Any] | None = None,
         *,
         max_rows: int = 65_536,
+        settings: Mapping[str, Any] | None = None,
     ) -> Iterator[Iterator[pa.RecordBatch]]:
         """Stream a query's result as Arrow batches of at most about ``max_rows`` rows."""
         try:
             stream = self._client.query_arrow_stream(
-                sql, parameters=parameters, settings={"max_block_size": max_rows}
+                sql,
+                parameters=parameters,
+                settings={**(settings or {}), "max_block_size": max_rows},
             )
         except Exception as exc:
             raise translate_error(exc, "query failed") from exc

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runner import el
-from runner.errors import ConfigError, PipelineDefinitionError
+from runner.errors import ConfigError, PipelineDefinitionError, UsageError
 from runner.pipeline.backfill import parse_step, plan_windows
 from runner.pipeline.spec import build_spec
 from runner.pipeline.windows import resolve_window, schedule_window
@@ -176,12 +176,18 @@ def test_declarations_are_a_pipeline_or_a_definition_error(
 def test_any_step_text_is_a_duration_or_a_config_error(text):
     try:
         step = parse_step(text)
-    except ConfigError as exc:
+    except UsageError as exc:
         step, error = None, str(exc)
     if step is None:
-        assert "--step" in error
+        assert "is not a step" in error
+        assert "\n" not in error
         return
-    assert step == "schedule" or step > timedelta(0)
+    assert (
+        step.is_schedule
+        or (step.fixed or timedelta(0)) > timedelta(0)
+        or step.days > 0
+        or step.months > 0
+    )
 
 
 # Clock changes of the zones below (EU, US, Lord Howe), where windows go wrong if anywhere.
@@ -224,7 +230,9 @@ def test_stepped_windows_cover_the_range_exactly(start, hours, step_text, zone):
     for window in windows:
         assert window.start < window.end
         # calendar days across DST are 23 to 25 hours (Lord Howe: half an hour)
-        assert window.end - window.start <= step + timedelta(hours=1)
+        assert window.end - window.start <= (step.fixed or timedelta(days=step.days)) + timedelta(
+            hours=1
+        )
 
 
 @settings(max_examples=200, deadline=None)
@@ -246,7 +254,7 @@ def test_stepped_windows_cover_the_range_exactly(start, hours, step_text, zone):
 )
 def test_a_backfilled_window_is_the_window_its_scheduled_run_covers(start, hours, cron, zone):
     spec = build_spec(name="p", schedule=cron, timezone=zone)
-    for window in plan_windows(spec, start, start + timedelta(hours=hours), "schedule"):
+    for window in plan_windows(spec, start, start + timedelta(hours=hours), parse_step("schedule")):
         # the scheduled run at the window's end covers exactly this window: same lock,
         # same deduplication tokens as the backfill
         assert schedule_window(cron, zone, window.end) == window

@@ -5,9 +5,17 @@ from croniter import croniter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.errors import ConfigError
+from runner.errors import ConfigError, UsageError
 from runner.pipeline.spec import build_spec
-from runner.pipeline.windows import EPOCH, Window, parse_instant, resolve_window, schedule_window
+from runner.pipeline.windows import (
+    EARLIEST,
+    EPOCH,
+    LATEST,
+    Window,
+    parse_instant,
+    resolve_window,
+    schedule_window,
+)
 
 
 def test_scheduled_window_is_the_latest_whole_interval():
@@ -48,7 +56,8 @@ def test_scheduled_windows_end_at_or_before_now_and_tile(now, cron):
 
 def test_explicit_bounds_and_defaults():
     spec = build_spec(name="x", schedule="0 * * * *")
-    window = resolve_window(spec, start="2026-01-01", end="2026-01-02T00:00:00+01:00")
+    explicit = Window(parse_instant("2026-01-01"), parse_instant("2026-01-02T00:00:00+01:00"))
+    window = resolve_window(spec, explicit=explicit)
     assert window.start == datetime(2026, 1, 1, tzinfo=UTC)
     assert window.end == datetime(2026, 1, 1, 23, tzinfo=UTC)
     manual = resolve_window(build_spec(name="x"), now=datetime(2026, 1, 1, tzinfo=UTC))
@@ -57,17 +66,35 @@ def test_explicit_bounds_and_defaults():
     assert window.contains(datetime(2026, 1, 1, 5, tzinfo=UTC))
 
 
-def test_bad_bounds_are_clear_config_errors():
-    spec = build_spec(name="x")
-    with pytest.raises(ConfigError, match="together"):
-        resolve_window(spec, start="2026-01-01")
-    with pytest.raises(ConfigError, match="--end: 'tomorrow' is not an ISO 8601"):
-        resolve_window(spec, start="2026-01-01", end="tomorrow")
-    with pytest.raises(ConfigError, match="is not before end"):
-        resolve_window(spec, start="2026-01-02", end="2026-01-01")
+def test_bad_bounds_are_usage_errors_naming_the_value_not_a_flag():
+    with pytest.raises(UsageError, match="'tomorrow' is not an ISO 8601") as info:
+        parse_instant("tomorrow")
+    assert "--" not in str(info.value)
+    with pytest.raises(UsageError, match="is not before end"):
+        Window(parse_instant("2026-01-02"), parse_instant("2026-01-01"))
     with pytest.raises(ConfigError, match="time-zone aware"):
         Window(datetime(2026, 1, 1), datetime(2026, 1, 2))
-    assert parse_instant("2026-01-01T10:00", option="--start").tzinfo is UTC
+    assert parse_instant("2026-01-01T10:00").tzinfo is UTC
+    assert parse_instant(" 2026-01-01 ") == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "text", ["0001-01-01", "1899-12-31T23:59:59", "2300-01-01", "9999-12-31T23:59:59+14:00"]
+)
+def test_bounds_the_warehouse_cannot_store_are_refused_naming_the_range(text):
+    with pytest.raises(UsageError, match="outside the range the warehouse stores") as info:
+        parse_instant(text)
+    assert "1900-01-01 to 2299-12-31" in str(info.value)
+
+
+def test_the_storable_range_is_inclusive():
+    assert parse_instant("1900-01-01") == EARLIEST
+    assert parse_instant("2299-12-31T23:59:59.999") == LATEST
+    assert Window(EARLIEST, LATEST).start == EARLIEST
+    with pytest.raises(UsageError, match="outside the range"):
+        Window(EARLIEST - timedelta(microseconds=1), LATEST)
+    with pytest.raises(UsageError, match="outside the range"):  # e.g. 0001-01-01 at +01:00
+        parse_instant("0001-01-01T00:30:00+01:00")
 
 
 def test_fire_times_follow_the_wall_clock_through_both_clock_changes():
@@ -86,12 +113,13 @@ def test_fire_times_follow_the_wall_clock_through_both_clock_changes():
 
 def test_a_scheduled_window_does_not_depend_on_where_a_walk_starts_in_a_repeated_half_hour():
     # Lord Howe moves its clocks by 30 minutes; found by the hostile property suite
-    from runner.pipeline.backfill import plan_windows
+    from runner.pipeline.backfill import parse_step, plan_windows
     from runner.pipeline.spec import PipelineSpec
 
     spec = PipelineSpec(name="p", schedule="*/20 * * * *", timezone="Australia/Lord_Howe")
     start = datetime(2026, 4, 4, 14, 59, tzinfo=UTC)
-    planned = plan_windows(spec, start, start + timedelta(hours=1), "schedule")
-    assert planned[0].start == datetime(2026, 4, 4, 15, 10, tzinfo=UTC)  # 01:40 the 2nd time
+    planned = plan_windows(spec, start, start + timedelta(hours=1), parse_step("schedule"))
+    assert planned[0].start == datetime(2026, 4, 4, 14, 40, tzinfo=UTC)  # holds the range's start
+    assert planned[1].start == datetime(2026, 4, 4, 15, 10, tzinfo=UTC)  # 01:40 the 2nd time
     for window in planned:
         assert schedule_window("*/20 * * * *", "Australia/Lord_Howe", window.end) == window

@@ -1,0 +1,134 @@
+"""Ad-hoc SQL against the configured warehouse (``runner query``), read-only by default.
+
+Read-only is enforced by the server, not by parsing: the statement runs with ClickHouse's
+``readonly = 2`` (reads and setting changes allowed; writes, DDL and raising ``readonly``
+refused), so no cleverly written statement gets past it.  ``write=True`` runs it without.
+
+One statement per call.  Statements that return rows (SELECT, WITH, SHOW, DESCRIBE,
+EXPLAIN, EXISTS) are streamed as Arrow batches; others run as commands and report what
+they wrote.  Each call opens its own connection (on the embedded engine a connection
+that ran a read-only statement stays read-only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from runner.errors import FatalError, UsageError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from runner.settings import Settings
+    from runner.warehouse.client import Warehouse
+
+READ_ONLY = {"readonly": 2}
+READONLY_CODE = "Code: 164."
+_ROW_STATEMENTS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS"})
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement to run, and whether it returns rows."""
+
+    sql: str
+    returns_rows: bool
+
+
+def parse_statement(text: str) -> Statement:
+    """The single statement in ``text`` (comments and a trailing ``;`` dropped)."""
+    from runner.migrate.files import split_statements
+
+    statements = split_statements(text)
+    if not statements:
+        raise UsageError("no SQL statement given")
+    if len(statements) > 1:
+        raise UsageError(
+            f"one statement at a time: found {len(statements)} (the second starts on line "
+            f"{statements[1].line})"
+        )
+    sql = statements[0].sql
+    keyword = sql.lstrip("( \t\r\n").split(None, 1)[0].upper() if sql.strip("( ") else ""
+    return Statement(sql, keyword in _ROW_STATEMENTS)
+
+
+class Rows:
+    """The result of a statement that returns rows: column names, then batches as they come."""
+
+    def __init__(
+        self, warehouse: Warehouse, statement: Statement, options: dict[str, int] | None
+    ) -> None:
+        self._warehouse = warehouse
+        self._statement = statement
+        self._options = options
+        self.names: list[str] = []
+
+    def batches(self, max_rows: int = 10_000) -> Iterator[pa.RecordBatch]:
+        """Stream the rows as Arrow batches; ``names`` is set from the first one."""
+        with (
+            _refusal_explained(),
+            self._warehouse.stream_arrow(
+                self._statement.sql, max_rows=max_rows, settings=self._options
+            ) as batches,
+        ):
+            for batch in batches:
+                self.names = self.names or batch.schema.names
+                yield batch
+
+    def column_names(self) -> list[str]:
+        """The result's column names.
+
+        When no row arrived the statement runs again (an empty Arrow stream carries no
+        schema); read-only statements make that harmless.
+        """
+        if not self.names:
+            with _refusal_explained():
+                table = self._warehouse.query_arrow(self._statement.sql, settings=self._options)
+            self.names = table.schema.names
+        return self.names
+
+
+@contextmanager
+def query_rows(settings: Settings, statement: Statement, *, write: bool = False) -> Iterator[Rows]:
+    """The rows of ``statement`` (one that returns rows), on a connection of its own."""
+    from runner.warehouse.client import Warehouse
+
+    warehouse = Warehouse.connect(settings)
+    try:
+        yield Rows(warehouse, statement, None if write else READ_ONLY)
+    finally:
+        warehouse.close()
+
+
+def run_command(settings: Settings, statement: Statement, *, write: bool = False) -> None:
+    """Run ``statement`` (one that returns no rows)."""
+    from runner.warehouse.client import Warehouse
+
+    warehouse = Warehouse.connect(settings)
+    try:
+        with _refusal_explained():
+            warehouse.command(statement.sql, settings=None if write else READ_ONLY)
+    finally:
+        warehouse.close()
+
+
+@contextmanager
+def _refusal_explained() -> Iterator[None]:
+    """A write refused by the read-only setting says how to allow it."""
+    try:
+        yield
+    except FatalError as exc:
+        if READONLY_CODE not in exc.message:
+            raise
+        raise FatalError(
+            f"{exc.message} (runner query is read-only; pass --write to change data)"
+        ) from None
+
+
+def python_rows(batch: pa.RecordBatch) -> list[tuple[Any, ...]]:
+    """A batch's rows as tuples of Python values, in column order (names may repeat)."""
+    columns = [column.to_pylist() for column in batch.columns]
+    return list(zip(*columns, strict=True))
