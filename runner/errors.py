@@ -19,7 +19,7 @@ flaky network, and should not retry one that met a typo in its settings.
         ├── FatalError                exit 1  retrying will not help (bad data, bad SQL)
         │   └── ValidationFailedError exit 1  too many rows failed validation
         └── RetriableError            exit 75 transient (network, 5xx, ClickHouse overload)
-            └── WarehouseUnavailableError
+            └── WarehouseUnavailableError exit 75
 
 ``PipelineError`` carries the pipeline, step and window it happened in, so the single
 line the operator sees says where to look.  ``EXIT_CODES`` describes every code once; the
@@ -66,36 +66,42 @@ class ExitCodeDoc:
 #: The one description of every exit code: ``runner --help`` prints it and a test checks
 #: the README's table against it (and against the exception tree).
 EXIT_CODES: dict[ExitCode, ExitCodeDoc] = {
-    ExitCode.OK: ExitCodeDoc("success (also: nothing to do)", "—", "ok"),
+    ExitCode.OK: ExitCodeDoc("success, or nothing to do", "—", "ok, or nothing to do"),
     ExitCode.FAILED: ExitCodeDoc(
-        "the run failed (bad data, bad SQL, a bug in a step); `runner health` found a problem",
+        "failed: a run (bad data, bad SQL, a bug in a step), a `runner query`, an unhealthy "
+        "`runner health`, a stale `runner render --check`",
         "not retry blindly",
-        "run failed",
+        "run failed (bad data, bad SQL, a bug)",
     ),
     ExitCode.USAGE: ExitCodeDoc(
-        "command-line usage error: unknown option, bad `--start`/`--end`/`--step`/`--param`",
+        "command-line usage error: an unknown option, a bad `--start`/`--end` (or one without "
+        "the other, or outside 1900–2299), `--step`, `--param`",
         "fix the manifest",
-        "usage error",
+        "usage error (fix the command)",
     ),
     ExitCode.CONFIG: ExitCodeDoc(
         "configuration error: settings, a pipeline file (or no file for the name), "
         "a cron string, a migration file",
         "fix and redeploy",
-        "configuration",
+        "configuration error (settings, pipeline file, cron, migration)",
     ),
     ExitCode.NOT_READY: ExitCodeDoc(
         "not ready: warehouse unreachable or database missing (`runner migrate` not run)",
         "retry later",
-        "not ready",
+        "not ready (warehouse unreachable, schema behind)",
     ),
     ExitCode.ALREADY_RUNNING: ExitCodeDoc(
-        "already running (lock held by another run)", "skip", "already running"
+        "already running (lock held by another run)", "skip", "already running (lock held)"
     ),
     ExitCode.TEMPFAIL: ExitCodeDoc(
-        "transient failure (network, 5xx, ClickHouse overload)", "retry", "transient failure"
+        "transient failure (network, 5xx, ClickHouse overload)",
+        "retry",
+        "transient failure (a retry may succeed)",
     ),
     ExitCode.INTERRUPTED: ExitCodeDoc(
-        "interrupted by SIGTERM/SIGINT; stopped between batches", "retry", "interrupted"
+        "interrupted by SIGTERM/SIGINT; stopped between batches",
+        "retry",
+        "interrupted (SIGTERM/SIGINT)",
     ),
 }
 

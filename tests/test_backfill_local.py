@@ -16,6 +16,7 @@ from runner.cli import app
 from runner.pipeline.discovery import Registry
 from runner.pipeline.windows import Window
 from runner.services.backfill import Range, plan, run_local, window_status
+from runner.state.runs import RunHistory
 
 PIPELINE = """
 import time
@@ -200,3 +201,160 @@ def test_ctrl_c_stops_a_backfill_subprocess_and_a_rerun_resumes(project, tmp_pat
         check=True,
     )
     assert count.stdout.strip() == "(1000, 1000)"
+
+
+def test_windows_share_connections_and_one_schema_gate(settings, project, warehouse, monkeypatch):
+    import runner.migrate.gate as gate
+    from runner.warehouse.client import Warehouse
+
+    connects, gates = [], []
+    real_connect, real_gate = Warehouse.connect.__func__, gate.schema_gate
+
+    def counting_connect(cls, *args, **kwargs):
+        connects.append(1)
+        return real_connect(cls, *args, **kwargs)
+
+    def counting_gate(*args, **kwargs):
+        gates.append(1)
+        return real_gate(*args, **kwargs)
+
+    monkeypatch.setattr(Warehouse, "connect", classmethod(counting_connect))
+    monkeypatch.setattr(gate, "schema_gate", counting_gate)
+    registry = Registry(project / "pipelines")
+    todo = plan(settings, registry, "daily", RANGE).todo[:20]
+    connects.clear()
+    outcome = run_local(settings, registry, "daily", todo)
+    assert len(outcome.succeeded) == 20
+    # the run's own connection, the pipeline's, and the loader's inserts: opened once, reused
+    assert len(connects) <= 4, len(connects)
+    assert len(gates) == 1
+    connects.clear()
+    parallel = run_local(
+        settings, registry, "daily", plan(settings, registry, "daily", RANGE).todo, parallelism=3
+    )
+    assert len(parallel.succeeded) == 10
+    assert len(connects) <= 12, len(connects)
+    assert warehouse.query_rows("SELECT count(), uniqExact(id) FROM facts") == [(1500, 1500)]
+    records = RunHistory(warehouse, settings.state_database).in_range(
+        "daily", JANUARY.start, JANUARY.end
+    )
+    assert len(records) == 30
+    assert {r.status for r in records} == {"succeeded"}
+
+
+def test_a_monthly_schedule_is_widened_and_says_so(settings, project):
+    (project / "pipelines" / "monthly_pipeline.py").write_text(
+        "from runner import el\n"
+        "pipeline = el('monthly', schedule='0 1 1 * *', extract=[], load=lambda b: None)\n"
+    )
+    env = {
+        "RUNNER_PROJECT_DIR": str(project),
+        "RUNNER_WAREHOUSE_URL": settings.warehouse_url,
+        "RUNNER_DATABASE": settings.database,
+        "RUNNER_STATE_DATABASE": settings.state_database,
+        "RUNNER_LOCK_BACKEND": "file",
+        "RUNNER_LOG_FORMAT": "json",
+    }
+    year = ["--start", "2025-01-01", "--end", "2026-01-01"]
+    planned = CliRunner().invoke(app, ["backfill", "plan", "monthly", *year, "-o", "json"], env=env)
+    assert planned.exit_code == 0, planned.output
+    shown = json.loads(planned.stdout)
+    assert shown["windows"] == 13
+    assert shown["widened"]
+    assert shown["requested"] == ["2025-01-01T00:00:00+00:00", "2026-01-01T00:00:00+00:00"]
+    assert shown["planned"] == ["2024-12-01T01:00:00+00:00", "2026-01-01T01:00:00+00:00"]
+    assert shown["todo"][-1] == ["2025-12-01T01:00:00+00:00", "2026-01-01T01:00:00+00:00"]
+    text = CliRunner().invoke(app, ["backfill", "plan", "monthly", *year], env=env).stdout
+    assert (
+        "range widened to whole scheduled windows: 2024-12-01T01:00:00+00:00 .. "
+        "2026-01-01T01:00:00+00:00 (asked for 2025-01-01T00:00:00+00:00 .. "
+        "2026-01-01T00:00:00+00:00)" in text
+    )
+    ran = CliRunner().invoke(app, ["backfill", "run", "monthly", *year], env=env)
+    assert ran.exit_code == 0, ran.output
+    assert "range widened" in ran.stderr
+    assert "13 windows succeeded, 0 failed" in ran.stderr
+
+
+def test_month_steps_run_end_to_end(settings, project, warehouse):
+    env = {
+        "RUNNER_PROJECT_DIR": str(project),
+        "RUNNER_WAREHOUSE_URL": settings.warehouse_url,
+        "RUNNER_DATABASE": settings.database,
+        "RUNNER_STATE_DATABASE": settings.state_database,
+        "RUNNER_LOCK_BACKEND": "file",
+        "RUNNER_LOG_FORMAT": "json",
+    }
+    args = ["--start", "2024-01-31", "--end", "2024-05-01", "--step", "1mo"]
+    ran = CliRunner().invoke(app, ["backfill", "run", "daily", *args], env=env)
+    assert ran.exit_code == 0, ran.output
+    status = json.loads(
+        CliRunner()
+        .invoke(app, ["backfill", "status", "daily", *args, "-o", "json"], env=env)
+        .stdout
+    )
+    assert [(s["window_start"][:10], s["status"]) for s in status] == [
+        ("2024-01-31", "succeeded"),
+        ("2024-02-29", "succeeded"),
+        ("2024-03-31", "succeeded"),
+        ("2024-04-30", "succeeded"),
+    ]
+    assert status[-1]["window_end"] == "2024-05-01T00:00:00+00:00"
+
+
+def read_terminal(args, env, cwd):
+    """Run a command on a pseudo-terminal (stdout and stderr); everything it showed."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    main_fd, sub_fd = pty.openpty()
+    fcntl.ioctl(sub_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # 120 columns
+    proc = subprocess.Popen(
+        args, env=env, cwd=cwd, stdin=sub_fd, stdout=sub_fd, stderr=sub_fd, close_fds=True
+    )
+    os.close(sub_fd)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(main_fd, 65536)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(main_fd)
+    return proc.wait(timeout=120), shown.decode(errors="replace")
+
+
+def test_on_a_terminal_the_bar_is_not_interleaved_with_log_lines(project, tmp_path):
+    env = {
+        **os.environ,
+        "RUNNER_PROJECT_DIR": str(project),
+        "RUNNER_WAREHOUSE_URL": f"chdb://{tmp_path / 'wh'}",
+        "RUNNER_LOCK_BACKEND": "file",
+        "RUNNER_LOG_FORMAT": "auto",
+    }
+    subprocess.run(
+        [sys.executable, "-m", "runner", "migrate"], env=env, check=True, capture_output=True
+    )
+    args = [sys.executable, "-m", "runner", "backfill", "run", "daily"]
+    code, shown = read_terminal(
+        [*args, "--start", "2026-01-01", "--end", "2026-01-06"], env, tmp_path
+    )
+    assert code == 0, shown
+    assert "backfill daily" in shown  # the bar
+    assert "5 windows succeeded, 0 failed" in shown
+    for log_text in ("run started", "run finished", '"event"', "pipeline="):
+        assert log_text not in shown
+    [log_line] = [line for line in shown.splitlines() if line.startswith("run logs: ")]
+    log_file = project / log_line.removeprefix("run logs: ").strip().split(str(project) + "/")[-1]
+    events = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert sum(e["event"] == "run finished" for e in events) == 5
+    again_code, again = read_terminal(
+        [*args, "--start", "2026-01-01", "--end", "2026-01-06"], env, tmp_path
+    )
+    assert again_code == 0
+    assert "nothing to do: all 5 windows of 'daily'" in again
+    assert "backfill daily" not in again

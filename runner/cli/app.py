@@ -8,6 +8,7 @@ against.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -43,6 +44,9 @@ class RunnerGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         """Run the command; in standalone mode, exit with its code."""
+        # The driver logs connection failures through stdlib logging, which nothing here
+        # configures (Python would print them as extra lines): the error line says it all.
+        logging.getLogger("clickhouse_connect").addHandler(logging.NullHandler())
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         try:
