@@ -204,7 +204,7 @@ def test_ctrl_c_stops_a_backfill_subprocess_and_a_rerun_resumes(project, tmp_pat
 
 
 def test_windows_share_connections_and_one_schema_gate(settings, project, warehouse, monkeypatch):
-    import runner.migrate.gate as gate
+    from runner.migrate import gate
     from runner.warehouse.client import Warehouse
 
     connects, gates = [], []

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import runner.errors as errors
+from runner import errors
 from runner.errors import EXIT_CODES, ExitCode, RunnerError
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -85,9 +85,9 @@ def test_every_exit_code_is_described_and_every_error_class_uses_one():
     assert used | {ExitCode.OK} == set(ExitCode)  # every code but 0 comes from an error class
     # the tree drawn in the module docstring names every class with its code
     for cls in classes:
-        assert re.search(
-            rf"{cls.__name__}\s+exit {int(cls.exit_code)}\b", errors.__doc__ or ""
-        ), cls.__name__
+        assert re.search(rf"{cls.__name__}\s+exit {int(cls.exit_code)}\b", errors.__doc__ or ""), (
+            cls.__name__
+        )
 
 
 def test_help_prints_the_exit_codes_one_per_line():

@@ -93,8 +93,7 @@ def test_usage_errors_exit_2_with_one_line(env, args, message):
 def test_a_usage_error_names_the_command_and_its_help(env):
     result = runner(env, "backfill", "run", "numbers", "--start", "2026-01-01")
     assert result.stderr.strip() == (
-        "error: runner backfill run: Missing option '--end'. "
-        "(see `runner backfill run --help`)"
+        "error: runner backfill run: Missing option '--end'. (see `runner backfill run --help`)"
     )
 
 

@@ -307,7 +307,11 @@ def test_dockerignore_keeps_local_state_out_and_build_inputs_in(
     for source in sources:
         assert (REPO / source).exists(), source
         assert not ignored(source.rstrip("/"), patterns), source
-    for inside in ("runner/cli/app.py", "pipelines/events_pipeline.py", "migrations/0001_events.sql"):
+    for inside in (
+        "runner/cli/app.py",
+        "pipelines/events_pipeline.py",
+        "migrations/0001_events.sql",
+    ):
         assert not ignored(inside, patterns), inside
 
 
