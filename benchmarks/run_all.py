@@ -12,7 +12,10 @@ reference measured in the same run, with its target:
 3. memory: peak RSS of an EL run of 10x the rows against 1x (within 15%), next to the
    engine's idle footprint;
 4. start-up: `runner run` with 500 pipeline files against 1 (<= 1.2x), `runner list` of
-   500 and `runner render` of 1,000 (a few seconds; 5 s is checked).
+   500 and `runner render` of 1,000 (a few seconds; 5 s is checked);
+5. local backfill overhead per window (benchmarks/backfill.py): 365 daily windows of a
+   no-op pipeline in one `runner backfill run`, against one `runner run` (< 50 ms per
+   window), and in-process with and without a shared run session.
 
 A second table holds what explains the figures: EL throughput and peak RSS by insert size
 and concurrency (RUNNER_INSERT_ROWS, RUNNER_INSERT_THREADS), peak RSS with one insert at a
@@ -27,6 +30,7 @@ a change) in the same run, reported as "before".  Results: report.json and repor
 
 Usage: python benchmarks/run_all.py [--rows N] [--repeat N] [--out DIR] [--cache-dir DIR]
        [--baseline-src DIR [--baseline-label TEXT]] [--skip-startup] [--skip-sweep]
+       [--skip-backfill]
 """
 
 from __future__ import annotations
@@ -45,7 +49,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import data  # beside this script: python puts its folder on sys.path
+import backfill  # beside this script: python puts its folder on sys.path
+import data
 import startup
 
 HERE = Path(__file__).resolve().parent
@@ -402,6 +407,38 @@ def startup_figures(repeat: int) -> tuple[list[Figure], dict[str, Any]]:
     ], figures
 
 
+def backfill_figures(repeat: int) -> tuple[list[Figure], dict[str, Any]]:
+    """Item 5: a local backfill's overhead per window (benchmarks/backfill.py)."""
+    print("local backfill overhead", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="bench-backfill-") as tmp:
+        figures = backfill.measure(Path(tmp), repeat)
+    print(f"  {figures}", file=sys.stderr)
+    per_window = figures["per_window_overhead_ms"]
+    shared, alone = figures["in_process_shared_ms"], figures["in_process_alone_ms"]
+    return [
+        Figure(
+            name=f"local backfill: overhead per window ({figures['windows']} daily windows "
+            "of a no-op pipeline, one `runner backfill run`)",
+            value=per_window,
+            unit="ms",
+            reference_name="one `runner run` process of the same pipeline",
+            reference=round(figures["runner_run_s"] * 1000, 1),
+            ratio=figures["per_window_vs_runner_run"],
+            target=f"<= {backfill.TARGET_MS:g} ms",
+            passed=per_window <= backfill.TARGET_MS,
+        ),
+        Figure(
+            name="local backfill in-process: a window with the shared run session",
+            value=shared,
+            unit="ms",
+            reference_name="each window connecting, gating and scanning alone (as before)",
+            reference=alone,
+            ratio=round(shared / alone, 3),
+            target="context",
+        ),
+    ], figures
+
+
 def environment(args: argparse.Namespace) -> dict[str, Any]:
     import chdb
     import pyarrow
@@ -480,6 +517,7 @@ def main() -> None:
     parser.add_argument("--baseline-label", default=None, help="what the baseline code is")
     parser.add_argument("--skip-startup", action="store_true")
     parser.add_argument("--skip-sweep", action="store_true", help="no insert size/threads sweep")
+    parser.add_argument("--skip-backfill", action="store_true", help="no local backfill overhead")
     args = parser.parse_args()
     if args.baseline_src is not None and not (args.baseline_src / "runner").is_dir():
         parser.error(f"--baseline-src {args.baseline_src}: no runner package there")
@@ -494,6 +532,10 @@ def main() -> None:
     if not args.skip_startup:
         more, startup_samples = startup_figures(max(args.repeat, 5))
         figures += more
+    backfill_samples: dict[str, Any] = {}
+    if not args.skip_backfill:
+        more, backfill_samples = backfill_figures(args.repeat)
+        figures += more
     extra = explanations(run, files, (small, big), repeat=args.repeat, sweep=not args.skip_sweep)
     env["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     env["duration_s"] = round(time.perf_counter() - started, 1)
@@ -502,7 +544,7 @@ def main() -> None:
         "environment": env,
         "figures": [asdict(f) for f in figures],
         "explanations": [asdict(f) for f in extra],
-        "samples": {**run.samples, "startup": startup_samples},
+        "samples": {**run.samples, "startup": startup_samples, "backfill": backfill_samples},
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
