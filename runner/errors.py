@@ -75,7 +75,8 @@ EXIT_CODES: dict[ExitCode, ExitCodeDoc] = {
     ),
     ExitCode.USAGE: ExitCodeDoc(
         "command-line usage error: an unknown option, a bad `--start`/`--end` (or one without "
-        "the other, or outside 1900 to 2299), `--step`, `--param`",
+        "the other, or outside 1900 to 2299), `--step`, `--param`; a write in `runner query` "
+        "without `--write`",
         "fix the manifest",
         "usage error (fix the command)",
     ),

@@ -87,17 +87,17 @@ def test_sql_from_stdin_and_statements_that_are_not_select(env):
 
 
 def test_writes_are_refused_by_the_server_unless_write_is_given(env, warehouse):
-    for sql in (
-        "INSERT INTO facts (id) VALUES (3)",
-        "INSERT INTO facts (id) SELECT 3",
-        "DROP TABLE facts",
-        "ALTER TABLE facts DELETE WHERE 1",
-        "SELECT count() FROM facts SETTINGS readonly = 0",
+    for sql, why in (
+        ("INSERT INTO facts (id) VALUES (3)", "INSERT is not a read"),
+        ("insert into facts (id) SELECT 3", "INSERT is not a read"),
+        ("DROP TABLE facts", "DROP is not a read"),
+        ("ALTER TABLE facts DELETE WHERE 1", "ALTER is not a read"),
+        ("SELECT count() FROM facts SETTINGS readonly = 0", "READONLY"),  # the server says no
     ):
         refused = invoke(env, "query", sql)
-        assert refused.exit_code == 1, (sql, refused.output)
-        assert "READONLY" in refused.stderr
-        assert "pass --write to change data" in refused.stderr
+        assert refused.exit_code == 2, (sql, refused.output)
+        assert why in refused.stderr
+        assert "runner query is read-only; pass --write to change data" in refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1
     assert count(warehouse) == 2
     written = invoke(env, "query", "--write", "INSERT INTO facts (id) VALUES (3)")

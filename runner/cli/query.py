@@ -49,12 +49,15 @@ def query(
 ) -> None:
     """Run one SQL statement on the configured warehouse and print its rows.
 
-    Read-only unless --write: the server refuses writes and DDL (ClickHouse's readonly
-    setting). Bad SQL exits 1, an unreachable warehouse 4; both with one line on stderr.
+    Read-only unless --write: only statements that read (SELECT, WITH, SHOW, DESCRIBE,
+    EXPLAIN, EXISTS), run with ClickHouse's readonly setting so the server refuses any
+    write; a refused write exits 2. Bad SQL exits 1, an unreachable warehouse 4.
     """
-    from runner.services.query import parse_statement, query_rows, run_command
+    from runner.services.query import check_read_only, parse_statement, query_rows, run_command
 
     statement = parse_statement(sys.stdin.read() if sql == "-" else sql)
+    if not write:
+        check_read_only(statement)
     current = settings(project_dir)
     if not statement.returns_rows:
         run_command(current, statement, write=write)

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from runner.pipeline.spec import PipelineSpec
 
 SCHEDULE = "schedule"
+#: No plan holds more windows: a minutely step over years would take minutes and gigabytes
+#: to plan before anything could refuse it.
+MAX_WINDOWS = 100_000
 _STEP = re.compile(r"^(\d{1,6})(mo|m|h|d|w|y)$")
 _STEP_HELP = (
     "use 'schedule' or a count and a unit: m (minutes), h (hours), d (days), w (weeks), "
@@ -100,7 +103,27 @@ def plan_windows(spec: PipelineSpec, start: datetime, end: datetime, step: Step)
                 "step (e.g. 1d)"
             )
         return _schedule_windows(spec.schedule, spec.zone, start, end)
+    if _estimate(step, start, end) > MAX_WINDOWS:
+        raise _too_many(step, start, end)
     return _stepped_windows(step, spec.zone, start, end)
+
+
+def _too_many(step: Step, start: datetime, end: datetime) -> UsageError:
+    windows = "scheduled windows" if step.is_schedule else f"windows of {step}"
+    return UsageError(
+        f"{start.isoformat()} .. {end.isoformat()} holds more than {MAX_WINDOWS:,} {windows}: "
+        "use a coarser step or a shorter range"
+    )
+
+
+def _estimate(step: Step, start: datetime, end: datetime) -> float:
+    """About how many windows a stepped plan has (within a day's DST slack)."""
+    if step.fixed is not None:
+        return (end - start) / step.fixed
+    if step.days:
+        return (end - start) / timedelta(days=step.days)
+    months = (end.year - start.year) * 12 + end.month - start.month
+    return months / step.months
 
 
 def _schedule_windows(
@@ -108,7 +131,10 @@ def _schedule_windows(
 ) -> list[Window]:
     first = schedule_window(schedule, zone.key, start).end  # the last fire at or before start
     last = first_fire_at_or_after(schedule, zone, end)
-    return [Window(a, b) for a, b in pairwise(fire_times(schedule, zone, first, last))]
+    fires = fire_times(schedule, zone, first, last, limit=MAX_WINDOWS + 1)
+    if len(fires) > MAX_WINDOWS + 1:
+        raise _too_many(Step(SCHEDULE), start, end)
+    return [Window(a, b) for a, b in pairwise(fires)]
 
 
 def first_fire_at_or_after(schedule: str, zone: ZoneInfo, instant: datetime) -> datetime:

@@ -82,7 +82,12 @@ def parse_instant(text: str) -> datetime:
 
 
 def fire_times(
-    schedule: str, zone: str | ZoneInfo, first: datetime, last: datetime
+    schedule: str,
+    zone: str | ZoneInfo,
+    first: datetime,
+    last: datetime,
+    *,
+    limit: int | None = None,
 ) -> list[datetime]:
     """Every instant in [first, last] at which the schedule fires, in UTC, in order.
 
@@ -91,6 +96,7 @@ def fire_times(
     hour).  A repeated wall-clock time (clocks going back) fires at both instants; a time
     the clocks skip fires once, at the instant its pre-change offset gives (after the
     jump).  Backfill planning and scheduled windows both use this, so they agree.
+    With ``limit``, the walk stops once more than ``limit`` fires were found.
     """
     from croniter import croniter
 
@@ -100,6 +106,8 @@ def fire_times(
     found: set[datetime] = set()
     while (local := walk.get_next(datetime)) <= horizon:
         found.update(t for t in _instants(local, tz) if first <= t <= last)
+        if limit is not None and len(found) > limit:
+            break
     return sorted(found)
 
 

@@ -1,17 +1,20 @@
 """Ad-hoc SQL against the configured warehouse (``runner query``), read-only by default.
 
-Read-only is enforced by the server, not by parsing: the statement runs with ClickHouse's
-``readonly = 2`` (reads and setting changes allowed; writes, DDL and raising ``readonly``
-refused), so no cleverly written statement gets past it.  ``write=True`` runs it without.
+Read-only takes two locks, because neither holds alone.  The statement must be one that
+reads (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS) and must not write its result to a
+file (``INTO OUTFILE``, which the embedded engine honours); and it runs with ClickHouse's
+``readonly = 2``, so the server refuses writes, DDL and lifting the setting.  (``readonly =
+2`` alone lets ``INSERT INTO FUNCTION file(...)`` through, and ``readonly = 1`` breaks the
+HTTP driver, which sends settings with every request.)  ``write=True`` drops both.
 
-One statement per call.  Statements that return rows (SELECT, WITH, SHOW, DESCRIBE,
-EXPLAIN, EXISTS) are streamed as Arrow batches; others run as commands and report what
-they wrote.  Each call opens its own connection (on the embedded engine a connection
-that ran a read-only statement stays read-only).
+One statement per call.  Statements that return rows are streamed as Arrow batches;
+others run as commands.  Each call opens its own connection (on the embedded engine a
+connection that ran a read-only statement stays read-only).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +31,9 @@ if TYPE_CHECKING:
 READ_ONLY = {"readonly": 2}
 READONLY_CODE = "Code: 164."
 _ROW_STATEMENTS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS"})
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`(?:[^`\\]|\\.)*`", re.DOTALL)
+_INTO_OUTFILE = re.compile(r"\bINTO\s+OUTFILE\b", re.IGNORECASE)
+_NEEDS_WRITE = "runner query is read-only; pass --write to change data"
 
 
 @dataclass(frozen=True)
@@ -51,8 +57,18 @@ def parse_statement(text: str) -> Statement:
             f"{statements[1].line})"
         )
     sql = statements[0].sql
-    keyword = sql.lstrip("( \t\r\n").split(None, 1)[0].upper() if sql.strip("( ") else ""
+    words = sql.lstrip("( \t\r\n").split(None, 1)
+    keyword = words[0].upper() if words else ""
     return Statement(sql, keyword in _ROW_STATEMENTS)
+
+
+def check_read_only(statement: Statement) -> None:
+    """Refuse, before sending it, a statement that is not a plain read."""
+    if not statement.returns_rows:
+        keyword = statement.sql.lstrip("( \t\r\n").split(None, 1)[0].upper()
+        raise UsageError(f"{keyword} is not a read ({_NEEDS_WRITE})")
+    if _INTO_OUTFILE.search(_QUOTED.sub("''", statement.sql)):
+        raise UsageError(f"INTO OUTFILE writes a file ({_NEEDS_WRITE}; or use -o csv)")
 
 
 class Rows:
@@ -123,9 +139,7 @@ def _refusal_explained() -> Iterator[None]:
     except FatalError as exc:
         if READONLY_CODE not in exc.message:
             raise
-        raise FatalError(
-            f"{exc.message} (runner query is read-only; pass --write to change data)"
-        ) from None
+        raise UsageError(f"{exc.message} ({_NEEDS_WRITE})") from None
 
 
 def python_rows(batch: pa.RecordBatch) -> list[tuple[Any, ...]]:
