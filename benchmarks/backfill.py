@@ -130,6 +130,7 @@ def in_process(windows: int, *, shared: bool) -> dict[str, float]:
 
 def measure(root: Path, repeat: int) -> dict[str, float]:
     """The figures, medians of ``repeat`` fresh processes each."""
+    load_before = [round(x, 2) for x in os.getloadavg()]
     full = [backfill_seconds(root, END) for _ in range(repeat)]
     one = [backfill_seconds(root, ONE_DAY_END) for _ in range(repeat)]
     single = [run_seconds(root) for _ in range(repeat)]
@@ -147,6 +148,8 @@ def measure(root: Path, repeat: int) -> dict[str, float]:
         "in_process_shared_ms": round(statistics.median(shared) * 1000, 1),
         "in_process_alone_ms": round(statistics.median(alone) * 1000, 1),
         "target_ms": TARGET_MS,
+        "repeat": repeat,
+        "load_average": [load_before, [round(x, 2) for x in os.getloadavg()]],
     }
 
 

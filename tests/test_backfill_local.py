@@ -358,3 +358,32 @@ def test_on_a_terminal_the_bar_is_not_interleaved_with_log_lines(project, tmp_pa
     assert again_code == 0
     assert "nothing to do: all 5 windows of 'daily'" in again
     assert "backfill daily" not in again
+
+
+def test_windows_that_have_not_ended_are_left_out_and_said(settings, project):
+    from datetime import timedelta
+
+    env = {
+        "RUNNER_PROJECT_DIR": str(project),
+        "RUNNER_WAREHOUSE_URL": settings.warehouse_url,
+        "RUNNER_DATABASE": settings.database,
+        "RUNNER_STATE_DATABASE": settings.state_database,
+        "RUNNER_LOCK_BACKEND": "file",
+    }
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    args = ["--start", (today - timedelta(days=2)).isoformat(), "--end"]
+    args.append((today + timedelta(days=3)).isoformat())
+    planned = CliRunner().invoke(app, ["backfill", "plan", "daily", *args], env=env)
+    assert planned.exit_code == 0, planned.output
+    assert "2 windows, 0 already succeeded, 2 to run" in planned.stdout
+    assert "left out 3 windows that have not ended yet (from " in planned.stdout
+    shown = json.loads(
+        CliRunner().invoke(app, ["backfill", "plan", "daily", *args, "-o", "json"], env=env).stdout
+    )
+    assert [w["reason"] for w in shown["left_out"]] == ["not ended yet"] * 3
+    status = json.loads(
+        CliRunner()
+        .invoke(app, ["backfill", "status", "daily", *args, "-o", "json"], env=env)
+        .stdout
+    )
+    assert [s["status"] for s in status] == ["pending"] * 2 + ["not ended"] * 3

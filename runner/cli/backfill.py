@@ -84,12 +84,17 @@ def _notes(result: BackfillPlan) -> list[str]:
             f"(asked for {span(result.requested)})"
         )
     if result.unfinished:
-        count = len(result.unfinished)
-        notes.append(
-            f"left out {count} window{'s' * (count != 1)} that ha{'ve' if count != 1 else 's'} "
-            f"not ended yet ({span(result.unfinished[0])}"
-            f"{' ...' if count > 1 else ''}): the scheduled runs cover them"
-        )
+        first, count = result.unfinished[0], len(result.unfinished)
+        if count == 1:
+            notes.append(
+                f"left out 1 window that has not ended yet ({span(first)}): its scheduled "
+                "run covers it"
+            )
+        else:
+            notes.append(
+                f"left out {count} windows that have not ended yet (from {span(first)}): "
+                "their scheduled runs cover them"
+            )
     return notes
 
 
