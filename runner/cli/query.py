@@ -20,6 +20,8 @@ from runner.cli.shared import ProjectOption, guarded, settings
 from runner.services.query import python_rows
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from runner.services.query import Rows
 
 TABLE_ROWS = 1000
@@ -53,6 +55,15 @@ def query(
     EXPLAIN, EXISTS), run with ClickHouse's readonly setting so the server refuses any
     write; a refused write exits 2. Bad SQL exits 1, an unreachable warehouse 4.
     """
+    from runner.services.query import ReadOnlyError
+
+    try:
+        _run(sql, output, write=write, project_dir=project_dir)
+    except ReadOnlyError as exc:
+        raise ReadOnlyError(f"{exc}: pass --write to change data") from None
+
+
+def _run(sql: str, output: Format, *, write: bool, project_dir: Path | None) -> None:
     from runner.services.query import check_read_only, parse_statement, query_rows, run_command
 
     statement = parse_statement(sys.stdin.read() if sql == "-" else sql)

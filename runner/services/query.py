@@ -5,7 +5,8 @@ reads (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS) and must not write its res
 file (``INTO OUTFILE``, which the embedded engine honours); and it runs with ClickHouse's
 ``readonly = 2``, so the server refuses writes, DDL and lifting the setting.  (``readonly =
 2`` alone lets ``INSERT INTO FUNCTION file(...)`` through, and ``readonly = 1`` breaks the
-HTTP driver, which sends settings with every request.)  ``write=True`` drops both.
+HTTP driver, which sends settings with every request.)  ``write=True`` drops both.  A
+refusal is a ReadOnlyError, a usage error: the command needs the caller's leave to write.
 
 One statement per call.  Statements that return rows are streamed as Arrow batches;
 others run as commands.  Each call opens its own connection (on the embedded engine a
@@ -33,7 +34,11 @@ READONLY_CODE = "Code: 164."
 _ROW_STATEMENTS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS"})
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`(?:[^`\\]|\\.)*`", re.DOTALL)
 _INTO_OUTFILE = re.compile(r"\bINTO\s+OUTFILE\b", re.IGNORECASE)
-_NEEDS_WRITE = "runner query is read-only; pass --write to change data"
+_READ_ONLY = "runner query is read-only"
+
+
+class ReadOnlyError(UsageError):
+    """A statement that would write, refused in read-only mode (the CLI names the flag)."""
 
 
 @dataclass(frozen=True)
@@ -66,9 +71,9 @@ def check_read_only(statement: Statement) -> None:
     """Refuse, before sending it, a statement that is not a plain read."""
     if not statement.returns_rows:
         keyword = statement.sql.lstrip("( \t\r\n").split(None, 1)[0].upper()
-        raise UsageError(f"{keyword} is not a read ({_NEEDS_WRITE})")
+        raise ReadOnlyError(f"{keyword} is not a read ({_READ_ONLY})")
     if _INTO_OUTFILE.search(_QUOTED.sub("''", statement.sql)):
-        raise UsageError(f"INTO OUTFILE writes a file ({_NEEDS_WRITE}; or use -o csv)")
+        raise ReadOnlyError(f"INTO OUTFILE writes a file ({_READ_ONLY})")
 
 
 class Rows:
@@ -139,7 +144,7 @@ def _refusal_explained() -> Iterator[None]:
     except FatalError as exc:
         if READONLY_CODE not in exc.message:
             raise
-        raise UsageError(f"{exc.message} ({_NEEDS_WRITE})") from None
+        raise ReadOnlyError(f"{exc.message} ({_READ_ONLY})") from None
 
 
 def python_rows(batch: pa.RecordBatch) -> list[tuple[Any, ...]]:
