@@ -196,6 +196,7 @@ def test_every_row_of_the_table_is_what_a_runner_process_exits_with(env, tmp_pat
     for line in proc.stdout:
         if '"run started"' in line or time.monotonic() > deadline:
             break
+    time.sleep(0.5)  # the handlers go in just after "run started" is logged
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     seen[proc.returncode] = err

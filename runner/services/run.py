@@ -234,8 +234,7 @@ def _run(  # noqa: PLR0917 - private; one call site
         early = None if spec.incremental else resolve_window(spec, explicit=explicit)
         if early is not None:
             locks.take(window_lock_name(name, early))
-        warehouse = resources.open_warehouse()
-        session.check_schema(settings, warehouse)
+        warehouse = session.open_ready(settings, resources)
         store = StateStore(warehouse, settings.state_database)
         committed = store.load(name)
         window = early or resolve_window(spec, explicit=explicit, watermark=_watermark(committed))

@@ -69,16 +69,21 @@ class RunSession:
         """Connections for one run, from the session's pool."""
         return PooledResources(connect=self.pool.acquire, pool=self.pool)
 
-    def check_schema(self, settings: Settings, warehouse: Warehouse) -> None:
-        """The schema gate, passed once per session (NotReadyError until it passes)."""
+    def open_ready(self, settings: Settings, resources: RunResources) -> Warehouse:
+        """A connection for a run, with the schema gate passed.
+
+        The gate runs for the session's first run (and again until it passes).
+        """
         from runner.migrate.gate import schema_gate
 
+        warehouse = resources.open_warehouse()
         with self._lock:
             if self._schema_checked:
-                return
+                return warehouse
         schema_gate(settings, warehouse)
         with self._lock:
             self._schema_checked = True
+        return warehouse
 
     def first_look_for_stale(self, pipeline: str) -> bool:
         """True once per pipeline: whether this run should look for dead earlier runs.
