@@ -119,3 +119,17 @@ def test_the_console_script_runs_the_package(env):
     result = runner(env, "--version")
     assert result.returncode == 0
     assert result.stdout.startswith("runner 0.")
+
+
+def test_usage_errors_in_process_too(env):
+    from typer.testing import CliRunner
+
+    from runner.cli import app
+
+    missing = CliRunner().invoke(app, ["backfill", "run", "numbers", "--start", "2026-01-01"])
+    assert missing.exit_code == 2
+    assert missing.stderr.strip().endswith("(see `runner backfill run --help`)")
+    bare = CliRunner().invoke(app, ["backfill"])
+    assert bare.exit_code == 2
+    assert "Commands:" in bare.output  # a bare group shows its help
+    assert CliRunner().invoke(app, ["--help"]).exit_code == 0
