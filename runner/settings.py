@@ -145,6 +145,27 @@ class Settings(BaseSettings):
     image: str | None = Field(
         default=None, description="Image of this pod (set by the chart; `runner check` compares)."
     )
+    disabled_pipelines: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Pipelines the release renders no CronJob for (JSON list; set by the chart's "
+            "`helm test` pod, so `runner check` judges what the chart intended)."
+        ),
+    )
+    pipeline_images: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Pipelines whose CronJob runs another image than RUNNER_IMAGE (JSON object "
+            "pipeline -> image; set by the chart's `helm test` pod)."
+        ),
+    )
+    schema_wait_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
+        default=0.0,
+        description=(
+            "How long a run waits for the database to reach this code's migrations "
+            "before it gives up (exit 4); 0 refuses at once."
+        ),
+    )
     log_format: LogFormat = Field(default=LogFormat.AUTO, description="auto, json or console.")
     log_level: str = Field(default="info", description="debug, info, warning or error.")
     log_dir: Path | None = Field(
@@ -217,8 +238,16 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """Build settings from the environment, turning validation errors into one clear line."""
+    from pydantic_settings import SettingsError
+
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
+    except SettingsError as exc:  # a list or mapping setting that is not JSON
+        import re
+
+        field = re.search(r'field "([a-z_]+)"', str(exc))
+        name = f"{ENV_PREFIX}{field.group(1).upper()}" if field else "a setting"
+        raise ConfigError(f"invalid settings: {name}: not valid JSON") from None
     except ValidationError as exc:
         problems = "; ".join(
             f"{ENV_PREFIX}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"

@@ -99,7 +99,8 @@ def _with_migrator(
         if locked:
             from runner.state.locks import make_lock
 
-            lock = make_lock(settings, f"migrate:{warehouse.database}")
+            # not per release: releases that share a database share its migration history
+            lock = make_lock(settings, f"migrate:{warehouse.database}", per_release=False)
             lock.acquire(wait_seconds=lock_wait)
         return action(migrator)
     finally:

@@ -2,6 +2,12 @@
 
 ``make_lock(settings, name)`` picks it: a Kubernetes Lease inside a cluster (pods on many
 nodes), an ``flock`` file elsewhere (one machine, the embedded warehouse), or nothing.
+
+Locks are scoped by Helm release (``RUNNER_RELEASE``, set by the chart): ``run:events`` of
+release ``prod`` is the lock ``prod/run:events``, so two releases in one namespace (say
+staging and prod, each with its own database) never block each other's runs.  A lock that
+guards something releases share, such as a database's migration history, asks for
+``per_release=False``.
 """
 
 from __future__ import annotations
@@ -17,16 +23,26 @@ from runner.state.locks.lease import LeaseLock
 if TYPE_CHECKING:
     from runner.settings import Settings
 
-__all__ = ["FileLock", "Holder", "LeaseLock", "Lock", "NullLock", "lock_key", "make_lock"]
+__all__ = [
+    "FileLock",
+    "Holder",
+    "LeaseLock",
+    "Lock",
+    "NullLock",
+    "lock_key",
+    "make_lock",
+    "scoped_name",
+]
 
 
-def make_lock(settings: Settings, name: str) -> Lock:
-    """The lock named ``name`` on ``settings.lock_backend``.
+def make_lock(settings: Settings, name: str, *, per_release: bool = True) -> Lock:
+    """The lock named ``name`` on ``settings.lock_backend``, scoped by release if asked.
 
     ``auto`` means a Lease when running in a pod (``KUBERNETES_SERVICE_HOST`` is set,
     as the kubelet does for every container) and a file lock under ``lock_path`` otherwise.
     """
     lock_key(name)  # reject an empty name whatever the backend
+    name = scoped_name(settings, name) if per_release else name
     backend = settings.lock_backend
     if backend == LockBackend.AUTO:
         in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
@@ -36,3 +52,8 @@ def make_lock(settings: Settings, name: str) -> Lock:
     if backend == LockBackend.FILE:
         return FileLock(name, settings.lock_path, identity=settings.holder_identity)
     return NullLock(name)
+
+
+def scoped_name(settings: Settings, name: str) -> str:
+    """``<release>/<name>`` inside a Helm release, else ``name`` unchanged."""
+    return f"{settings.release}/{name}" if settings.release else name
