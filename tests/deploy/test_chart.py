@@ -302,8 +302,8 @@ def test_extension_points_apply_globally_and_per_pipeline(helm):
     assert spec["nodeSelector"] == {"workload": "batch", "disk": "ssd"}
     assert customers["spec"]["nodeSelector"] == {"workload": "batch"}
     assert [t["key"] for t in spec["tolerations"]] == ["batch", "events-only"]
-    assert "nodeAffinity" in spec["affinity"]
-    assert "affinity" not in customers["spec"]
+    assert list(spec["affinity"]) == ["nodeAffinity"]  # replaces the global one
+    assert list(customers["spec"]["affinity"]) == ["podAntiAffinity"]
     assert events["metadata"]["labels"]["cost-center"] == "42"
     assert events["metadata"]["labels"]["pipeline-runner/pipeline"] == "events"
     assert events["metadata"]["annotations"]["example.com/owner"] == "events-team"
