@@ -382,6 +382,7 @@ def test_rendering_is_deterministic(helm):
         ("tmpSizeLimit=lots", "tmpSizeLimit"),
         ("settings.RUNNER_SCHEMA_WAIT_SECONDS=9", "settings"),
         ("fullnameOverride=Not_A_Name", "fullnameOverride"),
+        ("migrations.waitReadySeconds=300", "must be less than migrations.activeDeadlineSeconds"),
     ],
 )
 def test_the_values_schema_rejects_bad_values(helm, setting, message):
