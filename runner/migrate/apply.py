@@ -32,6 +32,7 @@ from runner.warehouse.client import RetryPolicy
 from runner.warehouse.sql import on_cluster, quote_identifier
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from runner.warehouse.client import Warehouse
@@ -258,10 +259,20 @@ class Migrator:
         assert status.migration is not None  # noqa: S101 - plan() only returns files on disk
         return status.migration.statements(self.placeholders())[status.applied_statements :]
 
-    def apply(self, to: int | None = None) -> list[Applied]:
-        """Apply the plan, recording each statement's run before and after it."""
+    def apply(
+        self, to: int | None = None, on_applied: Callable[[Applied], None] | None = None
+    ) -> list[Applied]:
+        """Apply the plan, recording each statement's run before and after it.
+
+        ``on_applied`` hears of each file as soon as it is done (progress for the log).
+        """
         self.history.ensure()
-        return [self._apply_file(status) for status in self.plan(to)]
+        applied = []
+        for status in self.plan(to):
+            applied.append(self._apply_file(status))
+            if on_applied is not None:
+                on_applied(applied[-1])
+        return applied
 
     def _apply_file(self, status: FileStatus) -> Applied:
         migration = status.migration

@@ -140,8 +140,8 @@ def migrate(
                 report.rendered[status.version] = [s.sql for s in migrator.rendered(status)]
             return report
         ensure_framework_tables(migrator.warehouse, settings.state_database, settings.cluster)
-        applied = migrator.apply(to)
-        for item in applied:
+
+        def logged(item: Applied) -> None:
             log.info(
                 "migration applied",
                 version=item.version,
@@ -150,6 +150,8 @@ def migrate(
                 resumed_at_statement=item.resumed_at if item.resumed_at > 1 else None,
                 seconds=round(item.seconds, 3),
             )
+
+        applied = migrator.apply(to, on_applied=logged)
         report = _report(migrator, settings)
         report.applied = applied
         log.info("migrations done", applied=len(applied), current=report.current, head=report.head)
