@@ -94,7 +94,9 @@ def _quote_end(text: str, i: int) -> int:
             j += 2
             continue
         if text[j] == quote:
-            return j + 1  # a doubled quote reads as two adjacent quoted pieces: same effect
+            if text[j + 1 : j + 2] != quote:
+                return j + 1
+            j += 1  # a doubled quote stands for one quote character
         j += 1
     return n
 

@@ -248,6 +248,32 @@ def test_a_cut_off_insert_is_never_rerun_by_itself_and_the_operator_resolves_it(
     assert "no run of unknown outcome" in again.stderr
 
 
+def test_a_timed_out_insert_select_is_not_retried_and_goes_to_the_operator(
+    project, runner_settings, warehouse
+):
+    """A transient error hides whether a statement ran: retrying it used to insert again."""
+    project_dir, env = project
+    write(
+        project_dir,
+        "0001_copy.sql",
+        "CREATE TABLE {{database}}.t (n UInt64) ENGINE = MergeTree ORDER BY n;\n"
+        "INSERT INTO {{database}}.t SELECT number + sleepEachRow(0.2) FROM numbers(20) "
+        "SETTINGS max_execution_time = 1, max_block_size = 1, min_insert_block_size_rows = 1, "
+        "max_threads = 1;\n",
+    )
+    timed_out = cli(env, "migrate")
+    assert timed_out.exit_code == 75, timed_out.output  # transient: a retry of the Job is fine
+    assert "TIMEOUT_EXCEEDED" in timed_out.stderr
+    assert "settles it first (by asking you to check" in timed_out.stderr
+    [[partial]] = warehouse.query_rows("SELECT count() FROM t")
+    assert 0 < partial < 20  # some blocks landed before the timeout, once (not retried)
+    assert history_kinds(warehouse, runner_settings, 1).count((2, "started")) == 1
+    refused = cli(env, "migrate")
+    assert refused.exit_code == 3
+    assert "statement 2 of 2 (INSERT) was started by" in refused.stderr
+    assert warehouse.query_rows("SELECT count() FROM t") == [(partial,)]
+
+
 def test_an_unclear_lookup_and_an_edited_cut_off_statement_go_to_the_operator(
     project, runner_settings, warehouse
 ):
