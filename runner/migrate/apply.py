@@ -67,6 +67,7 @@ class FileStatus:
     # runs of statement ``resume_at`` that were started and never finished
     in_doubt: list[OpenAttempt] = field(default_factory=list)
     settlement: Outcome | None = None  # what the lookup found for them, when it could
+    running: str | None = None  # the migrator at work meanwhile (status only)
 
     @property
     def resume_at(self) -> int:
@@ -85,6 +86,7 @@ class FileStatus:
             "recorded_checksum": self.recorded_checksum,
             "problem": self.problem,
             "in_doubt_statement": self.resume_at if self.in_doubt else None,
+            "running_by": self.running,
         }
 
 

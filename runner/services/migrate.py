@@ -163,10 +163,29 @@ def migrate(
 
 
 def status(settings: Settings, *, wait_ready: float = 0.0) -> MigrationReport:
-    """Each file's state against the history (no lock, nothing written)."""
-    return _with_migrator(
-        settings, lambda m: _report(m, settings), wait_ready=wait_ready, locked=False
-    )
+    """Each file's state against the history (no lock taken, nothing written).
+
+    A statement started and not finished is cut off only if no migrator is at work: while
+    one holds the lock (before or after the history is read) it may be running right now,
+    and is shown partial, not unresolved.
+    """
+    from runner.state.locks import make_lock
+
+    target, _ = parse_url(settings.effective_warehouse_url, settings.database)
+    lock = make_lock(settings, f"migrate:{target.database}")
+    busy_before = lock.holder()
+
+    def action(migrator: Migrator) -> MigrationReport:
+        report = _report(migrator, settings)
+        doubtful = [f for f in report.files if f.in_doubt]
+        holder = busy_before or (lock.holder() if doubtful else None)
+        if holder is not None:
+            for item in doubtful:
+                item.state, item.problem = FileState.PARTIAL, None
+                item.running = holder.identity
+        return report
+
+    return _with_migrator(settings, action, wait_ready=wait_ready, locked=False)
 
 
 def repair(settings: Settings, *, lock_wait: float = 300.0) -> MigrationReport:

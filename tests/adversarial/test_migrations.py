@@ -274,6 +274,35 @@ def test_a_timed_out_insert_select_is_not_retried_and_goes_to_the_operator(
     assert warehouse.query_rows("SELECT count() FROM t") == [(partial,)]
 
 
+def test_status_does_not_call_a_statement_running_in_another_migrator_cut_off(
+    project, runner_settings, warehouse
+):
+    """While a migrator holds the lock, its open INSERT is running, not cut off."""
+    from runner.state.locks import make_lock
+
+    project_dir, env = project
+    write(project_dir, "0007_seed.sql", SEED)
+    [migration] = discover(project_dir / "migrations")
+    h = history(runner_settings, warehouse)
+    warehouse.command(migration.statements({"database": f"`{warehouse.database}`"})[0].sql)
+    ran(h, migration, 1)
+    record(h, migration, 2, "started", "in-flight")
+    settings = runner_settings.model_copy(
+        update={"project_dir": project_dir, "lock_backend": "file", "identity": "hook-job-3"}
+    )
+    lock = make_lock(settings, f"migrate:{warehouse.database}")
+    lock.acquire()
+    try:
+        busy = cli(env, "migrate", "status", "-o", "json")
+        assert busy.exit_code == 4, busy.output  # behind, nothing to resolve
+        [item] = json.loads(busy.stdout)["files"]
+        assert (item["state"], item["in_doubt_statement"]) == ("partial", 2)
+        assert item["running_by"].startswith("hook-job-3/")
+    finally:
+        lock.release()
+    assert cli(env, "migrate", "status").exit_code == 3  # nobody at work: cut off
+
+
 def test_an_unclear_lookup_and_an_edited_cut_off_statement_go_to_the_operator(
     project, runner_settings, warehouse
 ):
