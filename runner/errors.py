@@ -13,6 +13,7 @@ flaky network, and should not retry one that met a typo in its settings.
     │   └── PipelineNotFoundError     exit 3  no module for the requested name
     ├── NotReadyError                 exit 4  warehouse unreachable / schema behind
     ├── AlreadyRunningError           exit 5  another run holds the lock
+    │   └── WarehouseBusyError        exit 5  another process has the embedded warehouse open
     ├── InterruptedRunError           exit 130 SIGTERM / SIGINT, stopped between batches
     └── PipelineError                 exit 1  a step of a run failed
         ├── FatalError                exit 1  retrying will not help (bad data, bad SQL)
@@ -81,6 +82,10 @@ class AlreadyRunningError(RunnerError):
     """Another run of the same pipeline (and window) holds the lock."""
 
     exit_code = ExitCode.ALREADY_RUNNING
+
+
+class WarehouseBusyError(AlreadyRunningError):
+    """Another runner process has the embedded warehouse open (chDB admits one per path)."""
 
 
 class InterruptedRunError(RunnerError):

@@ -51,6 +51,7 @@ RETRIABLE_CODES = frozenset(
     }
 )
 UNKNOWN_DATABASE = 81
+READONLY = 164
 _CODE = re.compile(r"Code: (\d+)")
 
 
@@ -146,6 +147,11 @@ def translate_error(exc: BaseException, action: str) -> PipelineError:
     code = int(match.group(1)) if match else None
     if isinstance(exc, ch.OperationalError) or (code is not None and code in RETRIABLE_CODES):
         return WarehouseUnavailableError(f"{action}: {message}")
+    if code == READONLY:
+        return FatalError(
+            f"{action}: the ClickHouse user may only read (its `readonly` setting is on), and "
+            f"this needs to write: use a user with write grants ({message})"
+        )
     return FatalError(f"{action}: {message}")
 
 
@@ -193,18 +199,18 @@ class Warehouse:
             from clickhouse_connect.driver import exceptions as ch
         except ImportError as exc:  # pragma: no cover - dependency is mandatory
             raise ConfigError(f"clickhouse-connect is not installed: {exc}") from None
+        if target.embedded:
+            try:
+                import chdb  # noqa: F401
+            except ImportError:
+                raise ConfigError(
+                    "the embedded engine needs chDB: pip install 'pipeline-runner[embedded]',"
+                    " or set RUNNER_WAREHOUSE_URL to a ClickHouse server"
+                ) from None
+            from runner.warehouse.embedded import open_embedded
+
+            return open_embedded(target.path or Path())
         try:
-            if target.embedded:
-                try:
-                    import chdb  # noqa: F401
-                except ImportError:
-                    raise ConfigError(
-                        "the embedded engine needs chDB: pip install 'pipeline-runner[embedded]',"
-                        " or set RUNNER_WAREHOUSE_URL to a ClickHouse server"
-                    ) from None
-                path = target.path or Path()
-                path.mkdir(parents=True, exist_ok=True)
-                return clickhouse_connect.get_client(interface="chdb", path=str(path))
             password = (
                 settings.clickhouse_password.get_secret_value()
                 if settings.clickhouse_password
@@ -223,13 +229,8 @@ class Warehouse:
                 autogenerate_session_id=False,
             )
         except ch.Error as exc:
-            hint = (
-                " (chDB admits one process per warehouse path: is another runner using it?)"
-                if target.embedded
-                else ""
-            )
             raise NotReadyError(
-                f"cannot connect to {target.describe()}: {str(exc).splitlines()[0]}{hint}"
+                f"cannot connect to {target.describe()}: {str(exc).splitlines()[0]}"
             ) from None
 
     @property
