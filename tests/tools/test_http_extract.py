@@ -261,9 +261,26 @@ def test_max_pages_bounds_an_endless_cursor(api, ctx):
         records_path="items",
         pagination=Cursor(cursor_param="c", cursor_path="next"),
         max_pages=3,
+        on_max_pages="stop",
     )
 
     assert [r["id"] for r in rows(run(source, ctx))] == [1, 2, 3]
+    assert len(api.requests) == 3
+
+
+def test_max_pages_reached_fails_by_default(api, ctx):
+    api.routes["/items"] = lambda _: ok(
+        {"items": [{"id": len(api.requests)}], "next": f"c{len(api.requests)}"}
+    )
+    source = http_json(
+        api.url("/items"),
+        records_path="items",
+        pagination=Cursor(cursor_param="c", cursor_path="next"),
+        max_pages=3,
+    )
+
+    with pytest.raises(FatalError, match="more pages remain after max_pages=3"):
+        run(source, ctx)
     assert len(api.requests) == 3
 
 
