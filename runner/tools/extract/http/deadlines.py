@@ -121,16 +121,19 @@ class _WatchedHTTPSConnection(HTTPSConnection):
         return super().getresponse()
 
 
-class _WatchedHTTPPool(HTTPConnectionPool):
+class WatchedHTTPConnectionPool(HTTPConnectionPool):
     ConnectionCls = _WatchedHTTPConnection
 
 
-class _WatchedHTTPSPool(HTTPSConnectionPool):
+class WatchedHTTPSConnectionPool(HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
 
 
 def open_pool(*, verify: bool, ca_cert: str | None) -> PoolManager:
     """A connection pool whose requests a :class:`Watch` can cut short."""
     pool = PoolManager(cert_reqs="CERT_REQUIRED" if verify else "CERT_NONE", ca_certs=ca_cert)
-    pool.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+    pool.pool_classes_by_scheme = {
+        "http": WatchedHTTPConnectionPool,
+        "https": WatchedHTTPSConnectionPool,
+    }
     return pool

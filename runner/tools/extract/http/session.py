@@ -26,14 +26,15 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential
 from urllib3 import BaseHTTPResponse, PoolManager, Timeout
-from urllib3.exceptions import HTTPError, InvalidHeader, LocationValueError, SSLError
-from urllib3.util import Retry
+from urllib3.exceptions import HTTPError, LocationValueError, SSLError
 
 from runner.errors import FatalError, InterruptedRunError, RetriableError
 from runner.tools.extract.http.body import read_capped, read_snippet
@@ -71,13 +72,21 @@ class _Transient(Exception):  # noqa: N818 - internal signal, never leaves this 
 
 
 def _parse_retry_after(value: str | None) -> float | None:
-    """Seconds asked for by ``Retry-After`` (delta or HTTP date); None when absent or bad."""
-    if not value:
-        return None
+    """Seconds asked for by ``Retry-After`` (delay or HTTP date); None when absent or bad.
+
+    Parsed here rather than by urllib3, which clips the value: the error must name what
+    the server asked for.
+    """
+    text = (value or "").strip()
+    if text.isdigit():
+        return float(text)
     try:
-        return max(0.0, Retry(0).parse_retry_after(value))
-    except (InvalidHeader, ValueError, OverflowError):
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
         return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _cause(exc: BaseException, url: str, shown: str) -> str:
