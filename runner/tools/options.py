@@ -3,7 +3,7 @@
 A tool's options are a frozen, strict model (no coercion of ``"5"`` to 5, no ``True`` for
 an integer, no unknown names), so a typo in a pipeline file fails ``runner list`` with one
 line naming the tool and the option, not a run at 3 a.m.  Validation errors leave as
-:class:`~runner.errors.ConfigError` (exit 3); the offending value is not shown, since
+:class:`~runner.errors.ConfigError` (exit 3) without pydantic's echo of the input, since
 options such as headers hold secrets.
 """
 
