@@ -310,9 +310,11 @@ def test_an_endless_api_fails_at_max_pages(hostile_api, ctx):
     assert hostile_api.hits["/endless"] == 5
 
 
-def test_max_pages_defaults_to_ten_thousand_and_none_is_explicit():
+def test_every_limit_has_its_documented_default_and_max_pages_none_is_explicit():
     default = http_json("https://api.example.com/x").options
     assert (default.max_pages, default.on_max_pages) == (10_000, "fail")
+    assert (default.timeout, default.request_deadline, default.extract_deadline) == (30, 120, None)
+    assert (default.retry_after_max, default.max_response_bytes) == (60, 64 * MiB)
     assert http_json("https://api.example.com/x", max_pages=None).options.max_pages is None
     with pytest.raises(ConfigError, match="max_pages"):
         http_json("https://api.example.com/x", max_pages=True)
