@@ -9,6 +9,7 @@ client for a minute, or forever), so a regression fails the test instead of hold
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -21,6 +22,7 @@ from hostile.hostile_server import (
     TRICKLE_SECONDS,
     gzip_bomb,
     page_records,
+    serving,
 )
 from structlog.testing import capture_logs
 
@@ -185,6 +187,40 @@ def test_the_deadlines_are_validated_at_declaration():
     ):
         with pytest.raises(ConfigError, match=next(iter(options))):
             http_json("https://api.example.com/x", **options)
+
+
+@pytest.fixture
+def tls_files(tmp_path):
+    """A self-signed certificate for 127.0.0.1 and its key (made by the openssl CLI)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def test_the_request_deadline_holds_over_tls_too(tls_files, ctx):
+    cert = str(tls_files[0])
+    with serving(tls=tls_files) as api:
+        assert fetch(api.url("/ok"), ctx, ca_cert=cert) == RECORDS
+        untrusted = failure(FatalError, api.url("/ok"), ctx)
+        message = failure(
+            RetriableError, api.url("/trickle-body"), ctx, ca_cert=cert, request_deadline=1.0
+        )
+        hits = api.hits["/trickle-body"]
+
+    assert "TLS failed" in untrusted
+    assert api.url("/trickle-body") in message
+    assert "no complete response within request_deadline=1 s" in message
+    assert hits == 2
 
 
 # ---------------------------------------------------------------- 3. decompression

@@ -38,12 +38,14 @@ import contextlib
 import functools
 import gzip
 import json
+import ssl
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -111,9 +113,10 @@ class HostileApi:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
+        self.scheme = "http"
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     @staticmethod
     def send(
@@ -228,9 +231,17 @@ class HostileApi:
 
 
 @contextmanager
-def serving() -> Iterator[HostileApi]:
-    """Run the hostile API on a free port of 127.0.0.1 for the duration of the block."""
+def serving(tls: tuple[Path, Path] | None = None) -> Iterator[HostileApi]:
+    """Run the hostile API on a free port of 127.0.0.1 for the duration of the block.
+
+    ``tls`` (certificate and key files) serves it over HTTPS instead.
+    """
     api = HostileApi()
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        api.server.socket = context.wrap_socket(api.server.socket, server_side=True)
+        api.scheme = "https"
     thread = threading.Thread(
         target=api.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
     )
