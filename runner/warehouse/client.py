@@ -112,6 +112,10 @@ def parse_url(url: str, database: str | None = None) -> tuple[WarehouseTarget, s
             raise ConfigError(
                 f"invalid warehouse URL {shown!r}: use chdb:///absolute/path (three slashes)"
             )
+        if parts.query or parts.fragment:
+            raise ConfigError(
+                f"invalid warehouse URL {shown!r}: a chdb:// URL takes no query or fragment"
+            )
         target = WarehouseTarget(
             embedded=True, path=Path(unquote(parts.path)), database=database or DEFAULT_DATABASE
         )
@@ -135,6 +139,38 @@ def parse_url(url: str, database: str | None = None) -> tuple[WarehouseTarget, s
         )
         return target, unquote(parts.password) if parts.password else None
     raise ConfigError(f"invalid warehouse URL {shown!r}: scheme must be chdb, http or https")
+
+
+# What chDB keeps in a warehouse directory; a non-empty directory with none of them is not one.
+_CHDB_ENTRIES = ("metadata", "data", "store")
+
+
+def embedded_directory(path: Path) -> Path:
+    """``path`` made ready for the embedded engine, or a ConfigError naming the setting.
+
+    chDB writes ``data/``, ``metadata/`` and ``store/`` into the directory it is given,
+    so a filesystem root or a directory already holding other files is refused rather
+    than littered.
+    """
+    where = f"RUNNER_WAREHOUSE_URL chdb://{path}"
+    if path == Path(path.anchor):
+        raise ConfigError(f"{where}: the embedded warehouse needs its own directory, not {path}")
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{where}: {path} is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        entries = {entry.name for entry in path.iterdir()}
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(
+            f"{where}: cannot use {path} as the warehouse directory: {reason}"
+        ) from None
+    if entries and not entries.intersection(_CHDB_ENTRIES):
+        raise ConfigError(
+            f"{where}: {path} holds other files and no chDB warehouse; "
+            "point the URL at an empty or new directory"
+        )
+    return path
 
 
 def translate_error(exc: BaseException, action: str) -> PipelineError:
@@ -202,8 +238,7 @@ class Warehouse:
                         "the embedded engine needs chDB: pip install 'pipeline-runner[embedded]',"
                         " or set RUNNER_WAREHOUSE_URL to a ClickHouse server"
                     ) from None
-                path = target.path or Path()
-                path.mkdir(parents=True, exist_ok=True)
+                path = embedded_directory(target.path or Path())
                 return clickhouse_connect.get_client(interface="chdb", path=str(path))
             password = (
                 settings.clickhouse_password.get_secret_value()
