@@ -105,3 +105,32 @@ def test_an_unusable_log_dir_is_a_config_error_naming_the_setting(tmp_path):
     tee = configure_logging(Settings(), stream=io.StringIO())
     with pytest.raises(ConfigError, match=r"RUNNER_LOG_DIR: cannot write the run log .*a-file"):
         tee.open(tmp_path / "a-file" / "orders" / "r1.jsonl")
+
+
+def test_an_uncaught_exception_is_one_scrubbed_line_on_stderr_and_a_logged_traceback(
+    monkeypatch, capsys
+):
+    import sys
+    import threading
+
+    from runner.redaction import register_secret
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)
+    secret = "canary-uncaught-5a4b3c"
+    register_secret(secret)
+    out = io.StringIO()
+    configure_logging(Settings(), stream=out)
+
+    def fail() -> None:
+        raise OSError(f"cannot reach {secret}")
+
+    try:
+        fail()
+    except OSError as exc:
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+    assert capsys.readouterr().err == "error: internal error: OSError: cannot reach REDACTED\n"
+    [line] = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert line["event"] == "unexpected error"
+    assert "Traceback" in line["exception"]
+    assert secret not in out.getvalue()
