@@ -146,8 +146,11 @@ class _ToStructlog(logging.Handler):
                 logger=record.name,
                 exc_info=record.exc_info or False,
             )
-        except Exception:  # noqa: BLE001 - logging must never raise into the caller
-            self.handleError(record)
+        except Exception:  # noqa: BLE001 - logging must never raise, nor print a traceback
+            with contextlib.suppress(Exception):
+                structlog.get_logger("runner").warning(
+                    "unformattable log record", logger=record.name, template=str(record.msg)
+                )
 
 
 def _route_stdlib_logging(level: str) -> None:

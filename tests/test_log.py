@@ -82,7 +82,7 @@ def test_tracebacks_nested_values_and_messages_are_scrubbed_in_stdout_and_the_fi
     assert echoed["request"] == {"headers": {"Authorization": REDACTED}, "retries": [REDACTED]}
 
 
-def test_standard_logging_records_go_through_the_same_pipeline():
+def test_standard_logging_records_go_through_the_same_pipeline(capsys):
     import logging
 
     out = io.StringIO()
@@ -90,10 +90,18 @@ def test_standard_logging_records_go_through_the_same_pipeline():
     logging.getLogger("urllib3.connectionpool").warning(
         "retrying GET /items?api_key=%s", "k3y-from-a-library"
     )
-    [line] = [json.loads(line) for line in out.getvalue().splitlines()]
+    # a library's formatting bug, handed to our handler only (pytest's own would raise)
+    bad_record = logging.LogRecord(
+        "bad.library", logging.WARNING, "x", 1, "two %s %s", ("a",), None
+    )
+    [ours] = [h for h in logging.getLogger().handlers if type(h).__name__ == "_ToStructlog"]
+    ours.emit(bad_record)
+    line, bad = [json.loads(line) for line in out.getvalue().splitlines()]
     assert line["event"] == "retrying GET /items?api_key=REDACTED"
     assert line["logger"] == "urllib3.connectionpool"
     assert line["level"] == "warning"
+    assert (bad["event"], bad["template"]) == ("unformattable log record", "two %s %s")
+    assert capsys.readouterr().err == ""  # no "--- Logging error ---" traceback
 
 
 def test_an_unusable_log_dir_is_a_config_error_naming_the_setting(tmp_path):
