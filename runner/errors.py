@@ -22,7 +22,8 @@ flaky network, and should not retry one that met a typo in its settings.
             └── WarehouseUnavailableError
 
 ``PipelineError`` carries the pipeline, step and window it happened in, so the single
-line the operator sees says where to look.
+line the operator sees says where to look.  That line goes through :func:`printable`,
+which also scrubs secrets (:mod:`runner.redaction`), the same scrubber as the logs.
 """
 
 from __future__ import annotations
@@ -30,13 +31,20 @@ from __future__ import annotations
 import re
 from enum import IntEnum
 
+from runner.redaction import scrub_text
+
 # Control characters (line breaks, terminal escapes) that hostile input may put in a message.
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def printable(text: str) -> str:
-    """``text`` as one line that cannot move the cursor: control characters shown escaped."""
-    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
+    """``text`` as one line fit for a terminal: secrets scrubbed, control characters escaped."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), scrub_text(text))
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line the CLI prints on stderr for ``exc``."""
+    return f"error: {printable(str(exc))}"
 
 
 class ExitCode(IntEnum):

@@ -6,14 +6,18 @@ and embedding code can construct their own.
 
 from __future__ import annotations
 
+from base64 import b64encode
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from runner.errors import ConfigError
+from runner.redaction import register_environment, register_secret
 
 ENV_PREFIX = "RUNNER_"
 
@@ -200,6 +204,26 @@ class Settings(BaseSettings):
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
 
+    def model_post_init(self, context: Any, /) -> None:  # noqa: ARG002 - pydantic's signature
+        """Tell the scrubber this process's secrets, so no message can show them."""
+        for secret in self._secrets():
+            register_secret(secret)
+        register_environment()
+
+    def _secrets(self) -> Iterator[str]:
+        """Every secret value: SecretStr fields, the URL's password, the Basic credentials."""
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                yield value.get_secret_value()
+        user, written, password = _url_credentials(self.warehouse_url or "")
+        yield from (written, password)
+        if self.clickhouse_password:
+            password = self.clickhouse_password.get_secret_value()
+        if password:  # what the HTTP client sends as Authorization: Basic
+            user = self.clickhouse_user or user or "default"
+            yield b64encode(f"{user}:{password}".encode()).decode()
+
     def resolve(self, path: Path) -> Path:
         """Resolve a project-relative path."""
         return path if path.is_absolute() else (self.project_dir / path).resolve()
@@ -234,6 +258,16 @@ class Settings(BaseSettings):
         if self.warehouse_url:
             return self.warehouse_url
         return f"chdb://{self.resolve(Path('.warehouse') / 'chdb')}"
+
+
+def _url_credentials(url: str) -> tuple[str, str, str]:
+    """User, password as written and password decoded, from a URL's user info ('' if none)."""
+    try:
+        parts = urlsplit(url)
+        user, written = parts.username or "", parts.password or ""
+    except ValueError:  # unparsable: the password runs from the first ':' to the last '@'
+        user, _, written = url.partition("://")[2].rpartition("@")[0].partition(":")
+    return unquote(user), written, unquote(written)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import RunnerError
+from runner.redaction import scrub_text
 
 if TYPE_CHECKING:
     from runner.pipeline.discovery import Registry
@@ -30,6 +31,10 @@ class CheckResult:
     name: str
     ok: bool
     detail: str
+
+    def __post_init__(self) -> None:
+        # the detail is often an error echoing a URL or a server's answer: no secrets
+        object.__setattr__(self, "detail", scrub_text(self.detail))
 
 
 def check_deployment(

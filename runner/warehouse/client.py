@@ -113,6 +113,10 @@ def parse_url(url: str, database: str | None = None) -> tuple[WarehouseTarget, s
             raise ConfigError(
                 f"invalid warehouse URL {shown!r}: use chdb:///absolute/path (three slashes)"
             )
+        if parts.query or parts.fragment:
+            raise ConfigError(
+                f"invalid warehouse URL {shown!r}: a chdb:// URL takes no query or fragment"
+            )
         target = WarehouseTarget(
             embedded=True, path=Path(unquote(parts.path)), database=database or DEFAULT_DATABASE
         )
@@ -136,6 +140,38 @@ def parse_url(url: str, database: str | None = None) -> tuple[WarehouseTarget, s
         )
         return target, unquote(parts.password) if parts.password else None
     raise ConfigError(f"invalid warehouse URL {shown!r}: scheme must be chdb, http or https")
+
+
+# What chDB keeps in a warehouse directory; a non-empty directory with none of them is not one.
+_CHDB_ENTRIES = ("metadata", "data", "store")
+
+
+def embedded_directory(path: Path) -> Path:
+    """``path`` made ready for the embedded engine, or a ConfigError naming the setting.
+
+    chDB writes ``data/``, ``metadata/`` and ``store/`` into the directory it is given,
+    so a filesystem root or a directory already holding other files is refused rather
+    than littered.
+    """
+    where = f"RUNNER_WAREHOUSE_URL chdb://{path}"
+    if path == Path(path.anchor):
+        raise ConfigError(f"{where}: the embedded warehouse needs its own directory, not {path}")
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{where}: {path} is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        entries = {entry.name for entry in path.iterdir()}
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(
+            f"{where}: cannot use {path} as the warehouse directory: {reason}"
+        ) from None
+    if entries and not entries.intersection(_CHDB_ENTRIES):
+        raise ConfigError(
+            f"{where}: {path} holds other files and no chDB warehouse; "
+            "point the URL at an empty or new directory"
+        )
+    return path
 
 
 def translate_error(exc: BaseException, action: str) -> PipelineError:
@@ -209,7 +245,7 @@ class Warehouse:
                 ) from None
             from runner.warehouse.embedded import open_embedded
 
-            return open_embedded(target.path or Path())
+            return open_embedded(embedded_directory(target.path or Path()))
         try:
             password = (
                 settings.clickhouse_password.get_secret_value()

@@ -29,24 +29,33 @@ __all__ = [
     "LeaseLock",
     "Lock",
     "NullLock",
+    "effective_backend",
     "lock_key",
     "make_lock",
     "scoped_name",
 ]
 
 
-def make_lock(settings: Settings, name: str, *, per_release: bool = True) -> Lock:
-    """The lock named ``name`` on ``settings.lock_backend``, scoped by release if asked.
+def effective_backend(settings: Settings) -> LockBackend:
+    """``settings.lock_backend`` with ``auto`` decided.
 
     ``auto`` means a Lease when running in a pod (``KUBERNETES_SERVICE_HOST`` is set,
-    as the kubelet does for every container) and a file lock under ``lock_path`` otherwise.
+    as the kubelet does for every container) and a file lock otherwise.
+    """
+    if settings.lock_backend != LockBackend.AUTO:
+        return settings.lock_backend
+    in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+    return LockBackend.LEASE if in_cluster else LockBackend.FILE
+
+
+def make_lock(settings: Settings, name: str, *, per_release: bool = True) -> Lock:
+    """The lock named ``name`` on the :func:`effective_backend`, scoped by release if asked.
+
+    File locks live under ``lock_path``.
     """
     lock_key(name)  # reject an empty name whatever the backend
     name = scoped_name(settings, name) if per_release else name
-    backend = settings.lock_backend
-    if backend == LockBackend.AUTO:
-        in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
-        backend = LockBackend.LEASE if in_cluster else LockBackend.FILE
+    backend = effective_backend(settings)
     if backend == LockBackend.LEASE:
         return LeaseLock.from_settings(settings, name)
     if backend == LockBackend.FILE:
