@@ -307,7 +307,7 @@ def _missing_message(
     shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
     if any(is_template(p) for p in patterns) and window is not None:
         return (
-            f"no file for {len(missing)} period(s) of the window {window}: {shown}{where}; "
+            f"no file for {len(missing)} of the window's periods: {shown}{where}; "
             "pass missing_files='skip' if periods without files are expected"
         )
     if len(missing) == 1 and not is_glob(missing[0]):
