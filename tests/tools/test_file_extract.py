@@ -214,6 +214,40 @@ def test_empty_and_header_only_files_are_skipped_without_fixing_the_schema(workd
     assert table.num_rows == 1
 
 
+def test_csv_null_markers_by_default_in_typed_columns_and_backslash_n_in_text(
+    workdir, make_context
+):
+    write(
+        workdir / "a.csv",
+        "n,x,ts,s\n"
+        "1,1.5,2026-01-01 00:00:00,a\n"
+        ",,,\n"
+        "NA,NA,NA,NA\n"
+        "NULL,NULL,NULL,NULL\n"
+        "\\N,\\N,\\N,\\N\n",
+    )
+    types = {"n": pa.int64(), "x": pa.float64(), "ts": pa.timestamp("s"), "s": pa.string()}
+    _, table = read_all(read_csv("a.csv", column_types=types), make_context())
+    assert table.column("n").to_pylist() == [1, None, None, None, None]
+    assert table.column("x").to_pylist() == [1.5, None, None, None, None]
+    assert table.column("ts").null_count == 4
+    # text: an empty field and 'NA' (Namibia) are values; only ClickHouse's \N is null
+    assert table.column("s").to_pylist() == ["a", "", "NA", "NULL", None]
+
+    inferred = read_all(read_csv("a.csv"), make_context())[1]
+    assert inferred.column("n").to_pylist() == [1, None, None, None, None]
+
+
+def test_csv_given_null_values_replace_the_markers_in_every_column(workdir, make_context):
+    write(workdir / "a.csv", "n,s\n1,a\n-,-\nNA,NA\n")
+    source = read_csv("a.csv", column_types={"n": pa.int64()}, null_values=["-"])
+    with pytest.raises(FatalError, match=r"line 4: column 'n': cannot read 'NA' as int64"):
+        list(source.extract(make_context()))
+    write(workdir / "a.csv", "n,s\n1,a\n-,-\n")
+    _, table = read_all(source, make_context())
+    assert table.to_pylist() == [{"n": 1, "s": "a"}, {"n": None, "s": None}]
+
+
 # --- JSON Lines ----------------------------------------------------------------------------
 
 

@@ -198,7 +198,8 @@ def open_stream(entry: Entry, stack: ExitStack) -> pa.NativeFile:
     if entry.codec == "zstd":
         inner = stack.enter_context(pa.PythonFile(raw, mode="r"))
         return stack.enter_context(pa.CompressedInputStream(inner, "zstd"))
-    return stack.enter_context(pa.PythonFile(stack.enter_context(_decompress(raw, entry.codec))))
+    decompressed = stack.enter_context(_decompress(raw, entry.codec))
+    return stack.enter_context(pa.PythonFile(decompressed, mode="r"))
 
 
 def local_file(entry: Entry, stack: ExitStack) -> Path:

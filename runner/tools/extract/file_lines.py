@@ -82,32 +82,44 @@ def numbered_lines(
 ) -> Iterator[Line]:
     """The stream's lines after its first ``skip`` non-blank ones, blank lines left out."""
     number = seen = 0
-    carry = b""
-    while True:
-        chunk = stream.read(_READ)
-        if not chunk:
-            break
-        *lines, carry = (carry + chunk).split(b"\n")
-        for text in lines:
+    parts: list[bytes] = []  # the current line, read so far (joined once: no quadratic copies)
+    while chunk := stream.read(_READ):
+        *ends, rest = chunk.split(b"\n")
+        for piece in ends:
+            text = b"".join([*parts, piece]) if parts else piece
+            parts = []
             number += 1
             if blank(text):
                 continue
             seen += 1
             if seen > skip:
                 yield Line(number, text.removesuffix(b"\r"))
-    if carry and not blank(carry):
-        seen += 1
-        if seen > skip:
-            yield Line(number + 1, carry.removesuffix(b"\r"))
+        if rest:
+            parts.append(rest)
+    text = b"".join(parts)
+    if text and not blank(text) and seen + 1 > skip:
+        yield Line(number + 1, text.removesuffix(b"\r"))
 
 
 def record_line(stream: pa.NativeFile, record: int, blank: Callable[[bytes], bool]) -> int | None:
     """The line number of the ``record``-th non-blank line (1-based), found by re-reading.
 
-    Only used on error paths: pyarrow counts records, not lines.
+    Only used on error paths (pyarrow counts records, not lines); stops where that line
+    starts, so a line of 100 MB is not read to its end.
     """
-    for line in numbered_lines(stream, skip=record - 1, blank=blank):
-        return line.number
+    number = seen = 0
+    content = False  # whether the current line has shown a non-blank byte yet
+    while chunk := stream.read(_READ):
+        pieces = chunk.split(b"\n")
+        for index, piece in enumerate(pieces):
+            if not content and piece and not blank(piece):
+                content = True
+                seen += 1
+                if seen == record:
+                    return number + 1
+            if index < len(pieces) - 1:  # a line break follows this piece
+                number += 1
+                content = False
     return None
 
 

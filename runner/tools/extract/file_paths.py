@@ -39,6 +39,7 @@ PLACEHOLDER = "window_start"
 MAX_PERIODS = 100_000
 
 _GLOB_CHARS = frozenset("*?[")
+_PLACEHOLDER_LIKE = re.compile(r"(?<!\{)\{[A-Za-z_]\w*[:!}]")
 
 
 class Unit(IntEnum):
@@ -78,8 +79,12 @@ def is_glob(pattern: str) -> bool:
 
 
 def is_template(pattern: str) -> bool:
-    """Whether ``pattern`` is a window template (holds ``{window_start...}``)."""
-    return "{" + PLACEHOLDER in pattern
+    """Whether ``pattern`` holds a placeholder (``{name}``, ``{name:...}``): a window template.
+
+    Any placeholder counts, so a misspelt or unsupported one is refused at declaration
+    instead of being looked for as a literal file name.
+    """
+    return _PLACEHOLDER_LIKE.search(pattern) is not None
 
 
 @dataclass(frozen=True)

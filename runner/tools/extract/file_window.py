@@ -90,7 +90,7 @@ class TimeFilter:
                 f"time_column {self.column!r} is {values.type}; it must be a timestamp, a date "
                 "or ISO 8601 text"
             )
-        ticks = values.cast(pa.int64())
+        ticks = values.view(pa.int32() if pa.types.is_date32(values.type) else pa.int64())
         empty = [i for i in pc.indices_nonzero(pc.is_null(ticks)).to_pylist() if i not in unusable]
         unusable += empty
         reasons += [f"{self.column!r} is empty: the row belongs to no window"] * len(empty)
