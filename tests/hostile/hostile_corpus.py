@@ -156,7 +156,7 @@ FATAL_FILES: tuple[BadFile, ...] = (
         "control_characters",
         ".csv",
         _csv_then(b"900,2026-01-01T02:00:00Z,\x1b[2J\x0bspoofed line\x07,surplus\n"),
-        r"line 42: expected 3 columns, got 4$",
+        r"line 42: expected 3 columns, got 4(?!.*spoofed)",
         PREFIX,
     ),
     BadFile(
