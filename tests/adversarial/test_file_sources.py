@@ -141,6 +141,41 @@ def test_without_a_quarantining_step_the_run_fails_naming_file_line_and_field(
         )
 
 
+def test_conflicting_types_in_the_first_block_keep_the_most_frequent(
+    tmp_path, make_context, warehouse
+):
+    path = tmp_path / "first.jsonl"
+    path.write_bytes(
+        jsonl(
+            [
+                customer(1),
+                customer(2, customer_id=2.5),
+                customer(3, customer_id="three"),
+                customer(4),
+                customer(5, customer_id=None),
+            ]
+        )
+    )
+
+    class Loose(BaseModel):
+        customer_id: float | None
+
+    loaded = Collect()
+    flow = etl(
+        "customers",
+        extract=read_jsonl(path),
+        transform=[validate(Loose, on_error="skip")],
+        load=loaded,
+    )
+    ctx = make_context(pipeline="customers")
+    flow.run(ctx)
+    assert [r["customer_id"] for r in loaded.rows] == [1.0, 2.5, 4.0, None]
+    ((_, reason, _),) = quarantined(warehouse, ctx.run_id)
+    assert (
+        reason == f"JSONL file {path}: line 3: field 'customer_id': 'three' is a string, not double"
+    )
+
+
 def test_rejected_rows_count_toward_max_invalid(customers_file, make_context):
     flow = etl(
         "customers",

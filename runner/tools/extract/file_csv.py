@@ -146,12 +146,12 @@ class CsvLineParser:
         self.missing_as_null = missing_as_null
 
     def parse(self, lines: Sequence[bytes]) -> pa.Table:
-        """Parse lines with fixed names and types; the first success fixes inferred types."""
+        """Parse lines with the file's names and the run's types (others inferred)."""
         import pyarrow as pa
         import pyarrow.csv as pcsv
 
         data = b"\n".join(lines) + b"\n"
-        table = pcsv.read_csv(
+        return pcsv.read_csv(
             pa.BufferReader(data),
             read_options=pcsv.ReadOptions(
                 use_threads=False,
@@ -168,9 +168,11 @@ class CsvLineParser:
                 strings_can_be_null=self.strings_can_be_null,
             ),
         )
+
+    def fix(self, table: pa.Table) -> None:
+        """The first block parsed with inferred types fixes them for the rest."""
         for field in table.schema:
             self.types.setdefault(field.name, field.type)
-        return table
 
     def settle(self, lines: Sequence[bytes]) -> None:
         """Nothing to settle: CSV types never conflict between lines read with fixed types."""

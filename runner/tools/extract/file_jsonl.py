@@ -62,14 +62,20 @@ class JsonLineParser:
         return table
 
     def parse(self, lines: Sequence[bytes]) -> pa.Table:
-        """Parse lines into the target schema; the first successful parse fixes it."""
-        table = self._read(b"\n".join(lines) + b"\n", self.target)
+        """Parse lines into the target schema (or with inferred types until one is fixed)."""
+        return self._read(b"\n".join(lines) + b"\n", self.target)
+
+    def fix(self, table: pa.Table) -> None:
+        """The first block parsed with inferred types fixes them for the rest."""
         if self.target is None:
             self.target = table.schema
-        return table
 
     def settle(self, lines: Sequence[bytes]) -> None:
-        """Take each field's most frequent type among lines that parse alone."""
+        """Take each field's most frequent type among lines that parse alone.
+
+        Integers and decimals count together as float64 when both occur (as pyarrow's
+        own inference promotes them); the rows of a minority type are then rejected.
+        """
         import pyarrow as pa
 
         seen: dict[str, Counter[pa.DataType]] = {}
@@ -78,9 +84,14 @@ class JsonLineParser:
                 counts = seen.setdefault(field.name, Counter())
                 if not pa.types.is_null(field.type):
                     counts[field.type] += 1
-        self.target = pa.schema(
-            [(name, c.most_common(1)[0][0] if c else pa.string()) for name, c in seen.items()]
-        )
+        fields = []
+        for name, counts in seen.items():
+            numbers = [t for t in counts if pa.types.is_integer(t) or pa.types.is_floating(t)]
+            if any(pa.types.is_floating(t) for t in numbers):
+                merged = sum(counts.pop(t) for t in numbers)
+                counts[pa.float64()] += merged
+            fields.append((name, counts.most_common(1)[0][0] if counts else pa.string()))
+        self.target = pa.schema(fields)
 
     def reject(self, line: bytes, error: Exception) -> Why:
         """The reason a line does not fit, and the record to quarantine."""
