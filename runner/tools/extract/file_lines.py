@@ -2,10 +2,11 @@
 
 pyarrow's streaming readers stop at the first row that does not parse or does not fit
 the schema, and cannot go on.  When that happens the file is read again from the first
-row not yet handed on, in blocks of whole lines; a block that fails is parsed line by
-line, the lines that fit are kept (in order) and the others are rejected with their line
-number and reason, through :meth:`runner.pipeline.context.RunContext.reject` (quarantine
-with a ``validate(on_error="skip")`` step, otherwise the run fails naming the line).
+row not yet handed on, in blocks of whole lines; a block that fails is halved until the
+lines that do not fit are found one by one, the lines that fit are kept (in order) and
+the others are rejected with their line number and reason, through
+:meth:`runner.pipeline.context.RunContext.reject` (quarantine with a
+``validate(on_error="skip")`` step, otherwise the run fails naming the line).
 
 This only runs after an error, so the fast path of a clean file is pyarrow's alone.
 CSV rows are lines here: quoted line breaks are refused by the CSV reader anyway.
@@ -167,7 +168,7 @@ def recover(
     block_size: int,
     on_rejected: Callable[[list[Rejected]], None],
 ) -> Iterator[pa.Table]:
-    """Parse ``lines`` block by block; a failing block line by line (see module doc).
+    """Parse ``lines`` block by block; a failing block down to its bad lines.
 
     ``on_rejected`` is called with a block's bad lines before any row of that block is
     handed on, so a run that fails on them has loaded nothing after them.  The first

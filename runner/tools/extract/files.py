@@ -8,9 +8,10 @@ read once.  Compression and zip archives are recognised by their first bytes (se
 ``file_archives``).
 
 Every batch of one run has the same schema: the given one, or the one of the first file
-that has rows.  Later files are converted to it while they are parsed (CSV, JSON) or
-cast (Parquet); a file whose columns do not fit fails the run with its name in the
-message, because silently mixing shapes would load wrong data.
+that has rows (for Parquet, which states its schema, simply the first file).  Later
+files are converted to it while they are parsed (CSV, JSON) or cast (Parquet); a file
+whose columns do not fit fails the run with its name in the message, because silently
+mixing shapes would load wrong data.
 
 A row that does not fit (a value of the wrong type, a broken line) makes the text
 readers re-read the rest of that file line by line (see ``file_lines``): the rows that
