@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -32,11 +31,10 @@ from runner.errors import ExitCode, InterruptedRunError, RunnerError
 from runner.log import get_logger
 from runner.pipeline.context import RunContext, RunResources, StepStats
 from runner.pipeline.windows import Window, resolve_window
+from runner.signals import stop_on_signals
 from runner.state.watermarks import WINDOW_END_KEY, RunState, StateStore
 
 if TYPE_CHECKING:
-    from types import FrameType
-
     from runner.log import RunLogFile
     from runner.pipeline.discovery import Registry
     from runner.pipeline.kinds import Pipeline
@@ -80,51 +78,6 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"{moment:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
 
 
-@contextmanager
-def stop_on_signals(
-    cancel: threading.Event,
-    log: Any,
-    *,
-    grace_seconds: float,
-    on_deadline: Callable[[], None],
-) -> Iterator[None]:
-    """First SIGTERM/SIGINT asks the run to stop between batches.
-
-    If the run has not stopped ``grace_seconds`` later, ``on_deadline`` runs (it records,
-    releases and exits).  A second signal is not caught.  Only the main thread may
-    install handlers; elsewhere this is a no-op.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous: dict[int, Any] = {}
-    timer: list[threading.Timer] = []
-
-    def handle(signum: int, _frame: FrameType | None) -> None:
-        log.warning(
-            "stop requested; finishing the current batch",
-            signal=signal.Signals(signum).name,
-            grace_seconds=grace_seconds,
-        )
-        cancel.set()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        deadline = threading.Timer(grace_seconds, on_deadline)
-        deadline.daemon = True
-        deadline.start()
-        timer.append(deadline)
-
-    for stop_signal in (signal.SIGTERM, signal.SIGINT):
-        previous[stop_signal] = signal.signal(stop_signal, handle)
-    try:
-        yield
-    finally:
-        for deadline in timer:
-            deadline.cancel()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 class Heartbeat:
     """Re-records a running run every ``interval`` seconds; stops the run if its lock is lost."""
 
@@ -147,6 +100,7 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
 
     def __enter__(self) -> Heartbeat:
+        self._locks.on_lost(self._cancel.set)  # stop between batches as soon as a lock is lost
         self._thread.start()
         return self
 
@@ -307,6 +261,13 @@ class HeldLocks:
         lock = make_lock(self._settings, name)
         lock.acquire()
         self.held.append(lock)
+
+    def on_lost(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when a held lock is lost (Leases only; at once if already lost)."""
+        for lock in self.held:
+            watch = getattr(lock, "on_lost", None)
+            if callable(watch):
+                watch(callback)
 
     def lost(self) -> bool:
         """Whether any held lock was taken over (Leases only)."""
