@@ -10,8 +10,8 @@ answer it:
   raises :class:`SignalStop` in the main thread, wherever it waits (a sleep, a socket read,
   a lock poll), so ``finally`` blocks release what is held and the CLI exits 130.
   ``SignalStop`` is a ``BaseException`` (like ``KeyboardInterrupt``), so no ``except
-  Exception`` on its way turns it into another error.  Later signals are logged and
-  ignored: the cleanup they would cut short is bounded by request timeouts.
+  Exception`` on its way turns it into another error.  Later signals are ignored: the
+  cleanup they would cut short is bounded by request timeouts.
 * :func:`stop_on_signals`, around a run's execution: the first signal only asks the run to
   stop between batches and arms a grace timer; a second one ends the grace at once.
 
@@ -27,8 +27,6 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-from runner.log import get_logger
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -73,17 +71,23 @@ def interrupt_on_signals() -> None:
 
 def _raise_stop(signum: int, _frame: FrameType | None) -> None:
     state = _interrupts
-    name = signal.Signals(signum).name
     if state.fired or state.pending is not None:
-        get_logger().warning("already stopping; signal ignored", signal=name)
-        return
+        return  # already stopping
     if state.shield_depth:
         state.pending = signum
-        get_logger().warning("stop requested; finishing a step that cannot be cut", signal=name)
         return
     state.fired = True
-    get_logger().warning("stop requested; releasing what is held", signal=name)
     raise SignalStop(signum)
+
+
+def _log_soon(log: Any, event: str, **fields: Any) -> None:
+    """Log from a signal handler without writing in it.
+
+    The handler runs between two bytecodes of the main thread, possibly inside a write to
+    the same buffered stream, which Python refuses as a reentrant call; another thread
+    simply waits for the stream's lock.
+    """
+    threading.Thread(target=log.warning, args=(event,), kwargs=fields, daemon=True).start()
 
 
 @contextmanager
@@ -133,10 +137,11 @@ def stop_on_signals(
 
     def handle(signum: int, _frame: FrameType | None) -> None:
         if cancel.is_set() and timers:
-            log.warning("second stop request; ending the grace period now")
+            _log_soon(log, "second stop request; ending the grace period now")
             start_deadline(0)
             return
-        log.warning(
+        _log_soon(
+            log,
             "stop requested; finishing the current batch",
             signal=signal.Signals(signum).name,
             grace_seconds=grace_seconds,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from runner.errors import ConfigError, PipelineError
 from runner.migrate.files import MigrationFile, Statement, discover
 from runner.migrate.history import FileRecord, History
+from runner.signals import shielded
 from runner.warehouse.sql import on_cluster, quote_identifier
 
 if TYPE_CHECKING:
@@ -194,15 +195,17 @@ class Migrator:
         for offset, statement in enumerate(self.rendered(status)):
             number = status.resume_at + offset
             began = time.monotonic()
-            try:
-                self.warehouse.command(statement.sql)
-            except PipelineError as exc:
-                raise type(exc)(
-                    f"{migration.path}:{statement.line}: statement {number} of {len(raw)} "
-                    f"failed: {exc.message}; statements before it are recorded and the next "
-                    f"run resumes at statement {number}"
-                ) from exc
-            self._record(migration, number, raw[number - 1].checksum, "statement", began)
+            # SIGTERM waits for the statement and its history row: never one without the other
+            with shielded():
+                try:
+                    self.warehouse.command(statement.sql)
+                except PipelineError as exc:
+                    raise type(exc)(
+                        f"{migration.path}:{statement.line}: statement {number} of {len(raw)} "
+                        f"failed: {exc.message}; statements before it are recorded and the "
+                        f"next run resumes at statement {number}"
+                    ) from exc
+                self._record(migration, number, raw[number - 1].checksum, "statement", began)
         self._record(migration, 0, "", "complete", started)
         return Applied(
             migration.version,

@@ -172,7 +172,7 @@ def _run(  # noqa: PLR0917 - private; one call site
     log_file: RunLogFile | None,
     cancel: threading.Event | None,
 ) -> RunResult:
-    from runner.migrate.gate import schema_gate
+    from runner.migrate.gate import open_when_ready
     from runner.state.runs import RunHistory
 
     name = pipeline.name
@@ -188,8 +188,7 @@ def _run(  # noqa: PLR0917 - private; one call site
         early = None if spec.incremental else resolve_window(spec, start=start, end=end)
         if early is not None:
             locks.take(window_lock_name(name, early))
-        warehouse = resources.open_warehouse()
-        schema_gate(settings, warehouse)
+        warehouse = open_when_ready(settings, resources.open_warehouse)
         store = StateStore(warehouse, settings.state_database)
         committed = store.load(name)
         window = early or resolve_window(

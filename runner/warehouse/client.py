@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from runner.errors import (
     ConfigError,
+    DatabaseMissingError,
     FatalError,
     NotReadyError,
     PipelineError,
@@ -179,7 +180,7 @@ class Warehouse:
             )
         elif not warehouse.database_exists():
             warehouse.close()
-            raise NotReadyError(
+            raise DatabaseMissingError(
                 f"database {target.database!r} does not exist in {target.describe()}: "
                 "run `runner migrate` first"
             )
