@@ -277,3 +277,19 @@ def test_leases_from_the_settings_do_not_retry_inside_urllib3(tmp_path, monkeypa
     assert lock._api.api.api_client.configuration.retries is False
     with pytest.raises(NotReadyError, match="unreachable trying to get"):
         lock.acquire()
+
+
+def test_a_write_that_commits_after_its_request_timed_out_is_not_left_behind(kube):
+    """The create reaches etcd but its answer comes too late: the Lease is ours, unknown to
+    us.  The failed acquire reads it back and deletes it, rather than leaving it to block
+    every run for a TTL (a stop signal mid-write takes the same path)."""
+    lock = LeaseLock(
+        NAME, api=client_for(kube.url), namespace=NS, identity="pod-a/1", ttl_seconds=60,
+        request_timeout=0.3,
+    )  # fmt: skip
+    kube.slow_writes, kube.reply_delay = 1, 1.0
+    with capture_logs(), pytest.raises(NotReadyError, match=r"did not answer within 0\.3s"):
+        lock.acquire()
+    assert kube.requests["POST"] == 1  # it was created...
+    assert kube.get(NS, lock_key(NAME)) is None  # ...and deleted again
+    assert kube.requests["DELETE"] == 1
