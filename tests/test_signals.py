@@ -304,3 +304,35 @@ def test_outside_the_main_thread_the_helpers_do_nothing():
     thread.start()
     thread.join(10)
     assert outcome == [before]
+
+
+def test_a_migration_statement_cut_by_sigterm_is_finished_and_recorded_first(
+    handlers, runner_settings, warehouse, tmp_path
+):
+    """The signal lands while statement 1 runs: it is recorded, statement 2 never starts,
+    and the next `runner migrate` resumes at statement 2 (without the shield, statement 1
+    would have run unrecorded and run again)."""
+    from runner.migrate.apply import FileState, Migrator
+
+    (tmp_path / "0001_two.sql").write_text(
+        "SELECT sleep(1);\nCREATE TABLE {{database}}.after (a UInt8) ENGINE = Memory;\n"
+    )
+    migrator = Migrator(warehouse, tmp_path, state_database=runner_settings.state_database)
+    run_statement = warehouse.command
+
+    def command(sql, *args, **kwargs):
+        if "sleep(" in sql:  # the signal comes while the statement is on the server
+            threading.Timer(0.2, os.kill, args=(os.getpid(), signal.SIGTERM)).start()
+        return run_statement(sql, *args, **kwargs)
+
+    warehouse.command = command
+    interrupt_on_signals()
+    with pytest.raises(SignalStop):
+        migrator.apply()
+    [status] = migrator.status()
+    assert (status.state, status.applied_statements) == (FileState.PARTIAL, 1)
+    tables = "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'after'"
+    assert warehouse.query_rows(tables, {"db": warehouse.database}) == [(0,)]
+    warehouse.command = run_statement
+    [applied] = migrator.apply()
+    assert applied.resumed_at == 2
