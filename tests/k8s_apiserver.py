@@ -6,7 +6,9 @@ or a failed delete precondition, a ``resourceVersion`` bumped on every write, an
 fields (``acquireTime``/``renewTime``) that must carry exactly six fractional digits, as the
 real server's Go parser insists.  Jobs: 409 AlreadyExists on a duplicate name, 422 Invalid on
 a missing or too long (> 63) ``metadata.name``, server-filled uid/resourceVersion/timestamp.
-Tests drive it with the real ``kubernetes`` client.
+Faults on demand: an error status for every call, injected conflicts, and Lease writes that
+commit but are answered late (a client that timed out meanwhile).  Tests drive it with the
+real ``kubernetes`` client.
 """
 
 from __future__ import annotations
