@@ -907,9 +907,16 @@ def backfill_status(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point; SIGTERM/SIGINT stop any command with exit 130."""
+    from runner.signals import SignalStop, interrupt_on_signals
+
+    interrupt_on_signals()
     try:
         app()
-    except KeyboardInterrupt:
-        typer.echo("error: interrupted", err=True)
+    except (KeyboardInterrupt, SignalStop) as exc:
+        if isinstance(exc, SignalStop):
+            from runner.log import get_logger
+
+            get_logger().warning("stopped by a signal; what was held is released", error=str(exc))
+        typer.echo(f"error: {exc or 'interrupted'}", err=True)
         sys.exit(int(ExitCode.INTERRUPTED))

@@ -12,6 +12,7 @@ flaky network, and should not retry one that met a typo in its settings.
     │   ├── PipelineDefinitionError   exit 3  a pipeline module that cannot be used
     │   └── PipelineNotFoundError     exit 3  no module for the requested name
     ├── NotReadyError                 exit 4  warehouse unreachable / schema behind
+    │   └── DatabaseMissingError      exit 4  the database does not exist (not migrated yet)
     ├── AlreadyRunningError           exit 5  another run holds the lock
     │   └── WarehouseBusyError        exit 5  another process has the embedded warehouse open
     ├── InterruptedRunError           exit 130 SIGTERM / SIGINT, stopped between batches
@@ -84,6 +85,10 @@ class NotReadyError(RunnerError):
     """The warehouse cannot be reached or its schema is behind the code."""
 
     exit_code = ExitCode.NOT_READY
+
+
+class DatabaseMissingError(NotReadyError):
+    """The target database does not exist yet: `runner migrate` has not created it."""
 
 
 class AlreadyRunningError(RunnerError):

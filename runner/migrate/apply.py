@@ -28,6 +28,7 @@ from runner.migrate.files import MigrationFile, Statement, discover
 from runner.migrate.history import FileRecord, History, OpenAttempt
 from runner.migrate.kinds import Safety, StatementKind, classify
 from runner.migrate.verify import Outcome, verify
+from runner.signals import shielded
 from runner.warehouse.client import RetryPolicy
 from runner.warehouse.sql import on_cluster, quote_identifier
 
@@ -291,7 +292,9 @@ class Migrator:
                 and self._settle(migration, number, checksum, status)
             ):
                 continue
-            self._run(migration, number, statement, classify(statement.sql))
+            # SIGTERM waits for the statement and its history rows: never one without the other
+            with shielded():
+                self._run(migration, number, statement, classify(statement.sql))
             ran += 1
         self._record(migration, 0, "", "complete", started)
         return Applied(

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import sys
 import threading
 import time
@@ -46,11 +45,10 @@ from runner.log import get_logger
 from runner.pipeline.context import RunContext, RunResources, StepStats
 from runner.pipeline.windows import Window, resolve_window
 from runner.redaction import looks_secret, register_secret
+from runner.signals import SignalStop, stop_on_signals
 from runner.state.watermarks import WINDOW_END_KEY, RunState, StateStore
 
 if TYPE_CHECKING:
-    from types import FrameType
-
     from runner.log import RunLogFile
     from runner.pipeline.discovery import Registry
     from runner.pipeline.kinds import Pipeline
@@ -95,51 +93,6 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"{moment:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
 
 
-@contextmanager
-def stop_on_signals(
-    cancel: threading.Event,
-    log: Any,
-    *,
-    grace_seconds: float,
-    on_deadline: Callable[[], None],
-) -> Iterator[None]:
-    """First SIGTERM/SIGINT asks the run to stop between batches.
-
-    If the run has not stopped ``grace_seconds`` later, ``on_deadline`` runs (it records,
-    releases and exits).  A second signal is not caught.  Only the main thread may
-    install handlers; elsewhere this is a no-op.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous: dict[int, Any] = {}
-    timer: list[threading.Timer] = []
-
-    def handle(signum: int, _frame: FrameType | None) -> None:
-        log.warning(
-            "stop requested; finishing the current batch",
-            signal=signal.Signals(signum).name,
-            grace_seconds=grace_seconds,
-        )
-        cancel.set()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        deadline = threading.Timer(grace_seconds, on_deadline)
-        deadline.daemon = True
-        deadline.start()
-        timer.append(deadline)
-
-    for stop_signal in (signal.SIGTERM, signal.SIGINT):
-        previous[stop_signal] = signal.signal(stop_signal, handle)
-    try:
-        yield
-    finally:
-        for deadline in timer:
-            deadline.cancel()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 class Heartbeat:
     """Re-records a running run every ``interval`` seconds; stops the run if its lock is lost."""
 
@@ -162,6 +115,7 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
 
     def __enter__(self) -> Heartbeat:
+        self._locks.on_lost(self._cancel.set)  # stop between batches as soon as a lock is lost
         self._thread.start()
         return self
 
@@ -236,7 +190,7 @@ def _run(  # noqa: PLR0917 - private; one call site
     log_file: RunLogFile | None,
     cancel: threading.Event | None,
 ) -> RunResult:
-    from runner.migrate.gate import schema_gate
+    from runner.migrate.gate import open_when_ready
     from runner.state.runs import RunHistory
 
     name = pipeline.name
@@ -252,8 +206,7 @@ def _run(  # noqa: PLR0917 - private; one call site
         early = None if spec.incremental else resolve_window(spec, start=start, end=end)
         if early is not None:
             locks.take(window_lock_name(name, early))
-        warehouse = resources.open_warehouse()
-        schema_gate(settings, warehouse)
+        warehouse = open_when_ready(settings, resources.open_warehouse)
         store = StateStore(warehouse, settings.state_database)
         committed = store.load(name)
         window = early or resolve_window(
@@ -356,6 +309,13 @@ class HeldLocks:
         """The run's final record is written: its liveness file is no longer needed."""
         self._outcome_recorded = True
 
+    def on_lost(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when a held lock is lost (Leases only; at once if already lost)."""
+        for lock in self.held:
+            watch = getattr(lock, "on_lost", None)
+            if callable(watch):
+                watch(callback)
+
     def lost(self) -> bool:
         """Whether any held lock was taken over (Leases only)."""
         return any(
@@ -446,7 +406,7 @@ def _execute(  # noqa: PLR0917 - private; one call site passes the run's parts
             pipeline.run(ctx)
         _commit_state(store, name, committed, ctx.state.staged, window, run_id)
         finish("succeeded")
-    except (Exception, KeyboardInterrupt, SystemExit) as caught:
+    except (Exception, KeyboardInterrupt, SystemExit, SignalStop) as caught:
         exc = caught if isinstance(caught, RunnerError) else _not_ours(caught)
         status = "cancelled" if isinstance(exc, InterruptedRunError) else "failed"
         log.error(  # noqa: TRY400 - the traceback goes to the log only when there is a cause
@@ -505,7 +465,9 @@ def _announce_hard_stop(settings: Settings, run_id: str) -> InterruptedRunError:
 def _not_ours(caught: BaseException) -> RunnerError:
     """A framework error for an exception that is not one (a bug, sys.exit, a second Ctrl-C)."""
     error: RunnerError
-    if isinstance(caught, KeyboardInterrupt):
+    if isinstance(caught, SignalStop):
+        error = InterruptedRunError(f"run {caught}; stopped at once")
+    elif isinstance(caught, KeyboardInterrupt):
         error = InterruptedRunError("interrupted again while stopping; stopped at once")
     else:
         error = FatalError(f"unexpected {type(caught).__name__}: {caught}")

@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from runner.errors import (
     ConfigError,
+    DatabaseMissingError,
     FatalError,
     NotReadyError,
     PipelineError,
@@ -143,7 +144,8 @@ def parse_url(url: str, database: str | None = None) -> tuple[WarehouseTarget, s
 
 
 # What chDB keeps in a warehouse directory; a non-empty directory with none of them is not one.
-_CHDB_ENTRIES = ("metadata", "data", "store")
+# what chDB leaves in its directory (only tmp/ and status until a database exists)
+_CHDB_ENTRIES = ("metadata", "data", "store", "tmp", "status")
 
 
 def embedded_directory(path: Path) -> Path:
@@ -221,7 +223,7 @@ class Warehouse:
             )
         elif not warehouse.database_exists():
             warehouse.close()
-            raise NotReadyError(
+            raise DatabaseMissingError(
                 f"database {target.database!r} does not exist in {target.describe()}: "
                 "run `runner migrate` first"
             )
