@@ -49,7 +49,8 @@ Test control (not ClickHouse; no authentication; loopback only):
   ``delay``: wait ``seconds`` then go on), ``times`` (how many requests it hits, -1 for
   all).  Fault waits are capped at ``MAX_DELAY`` seconds.
 * ``GET /__loopback__/requests`` lists the requests seen (method, URL as sent, header
-  names, how the user authenticated); ``DELETE`` clears it.
+  names, how the user authenticated, the statement's first 500 characters); ``DELETE``
+  clears it.
 
 Run: ``python clickhouse_http_server.py --path DIR [--port 0] [--user U --password P]
 [--tls-cert F --tls-key F]``; it prints ``LISTENING <port>`` once it accepts requests and
@@ -429,16 +430,16 @@ class Handler(BaseHTTPRequestHandler):
     # -- the query path ------------------------------------------------------------------
 
     def _query(self, params: dict[str, str], query_id: str) -> None:
-        user, how = self._authenticate(params)
-        self.server.requests.append(
-            {
-                "method": self.command,
-                "url": self.path,
-                "headers": sorted(self.headers.keys()),
-                "auth": how,
-                "user": user,
-            }
-        )
+        entry: dict[str, Any] = {
+            "method": self.command,
+            "url": self.path,
+            "headers": sorted(self.headers.keys()),
+            "auth": "failed",
+            "user": None,
+            "sql": None,
+        }
+        self.server.requests.append(entry)
+        entry["user"], entry["auth"] = self._authenticate(params)
         for name, what in REFUSED_PARAMETERS.items():
             if name in params:
                 raise ClickHouseError(
@@ -453,6 +454,7 @@ class Handler(BaseHTTPRequestHandler):
         head = params.get("query", "")
         body = self._read_body(head)
         request = self._parse(params, head, body)
+        entry["sql"] = request.sql[:500]
         session_id = params.get("session_id")
         session: Session | None = None
         if session_id:
