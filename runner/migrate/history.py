@@ -118,6 +118,7 @@ class History:
                 "d": duration_ms,
                 "by": applied_by or socket.gethostname(),
             },
+            idempotent=True,  # a second copy of the row changes nothing: the latest wins
         )
 
     def current_version(self) -> int:

@@ -21,6 +21,7 @@ from runner.errors import (
     ConfigError,
     FatalError,
     NotReadyError,
+    OutcomeUnknownError,
     PipelineError,
     WarehouseUnavailableError,
 )
@@ -52,6 +53,19 @@ RETRIABLE_CODES = frozenset(
 )
 UNKNOWN_DATABASE = 81
 _CODE = re.compile(r"Code: (\d+)")
+# Statements that leave the same result when run twice, so a lost answer may be re-sent:
+# reads, CREATE ... IF NOT EXISTS, DROP ... IF EXISTS, and single-command ALTERs that
+# replace or drop a partition or modify a setting (no comma: no second command).  A ';'
+# anywhere but at the end (even inside a literal) makes a statement count as unsafe.
+_SAFE_TO_RESEND = re.compile(
+    r"\s*(?:(?:SELECT|WITH|SHOW|DESCRIBE|DESC|EXISTS|EXPLAIN)\b"
+    r"|CREATE\s+(?:TEMPORARY\s+)?(?:TABLE|DATABASE|VIEW|DICTIONARY)\s+IF\s+NOT\s+EXISTS\b"
+    r"|DROP\s+(?:TEMPORARY\s+)?(?:TABLE|DATABASE|VIEW|DICTIONARY)\s+IF\s+EXISTS\b)"
+    r"[^;]*;?\s*"  # one statement: a ';' followed by more could start a second
+    r"|\s*ALTER\s+TABLE\s+[^\s,;]+(?:\s+ON\s+CLUSTER\s+[^\s,;]+)?\s+"
+    r"(?:(?:REPLACE|DROP)\s+PARTITION|MODIFY\s+SETTING)\b[^,;]*;?\s*",
+    re.IGNORECASE | re.DOTALL,
+)
 
 
 @dataclass(frozen=True)
@@ -135,6 +149,35 @@ def parse_url(url: str, database: str | None = None) -> tuple[WarehouseTarget, s
         )
         return target, unquote(parts.password) if parts.password else None
     raise ConfigError(f"invalid warehouse URL {shown!r}: scheme must be chdb, http or https")
+
+
+def answer_lost(exc: BaseException) -> bool:
+    """Whether a failed HTTP request may have run: sent, then cut off before its answer.
+
+    The connection broke or timed out after the request went out.  Failures to connect,
+    and answers from the server (errors included), are not: a request that never
+    arrived, or that ClickHouse answered, did not half-happen.
+    """
+    from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError, ProxyError
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, MaxRetryError) and current.reason is not None:
+            current = current.reason
+            continue
+        if isinstance(current, (ConnectTimeoutError, ProxyError)):  # incl. NewConnectionError
+            return False
+        if isinstance(current, HTTPError):  # reset, remote closed, read timeout, TLS break
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def safe_to_resend(sql: str) -> bool:
+    """Whether running ``sql`` twice leaves the same result as running it once."""
+    return _SAFE_TO_RESEND.fullmatch(sql) is not None
 
 
 def translate_error(exc: BaseException, action: str) -> PipelineError:
@@ -249,14 +292,19 @@ class Warehouse:
         )
         return bool(rows[0][0])
 
-    def _call(self, action: str, call: Callable[[], T]) -> T:
+    def _call(self, action: str, call: Callable[[], T], *, resend: bool = True) -> T:
         """Run ``call`` with errors translated; transient ones retried with backoff.
 
-        Retrying an insert is safe: the same deduplication token is sent again.
+        A request whose answer was lost after it was sent may have run; it is sent again
+        only when ``resend`` says that is harmless (a read, an idempotent statement, an
+        insert carrying its deduplication token).  Otherwise it fails as
+        :class:`OutcomeUnknownError` (exit 75): a second copy of an insert without a token
+        would land twice.
         """
         from tenacity import (
             Retrying,
             retry_if_exception_type,
+            retry_if_not_exception_type,
             stop_after_attempt,
             wait_exponential,
         )
@@ -265,10 +313,16 @@ class Warehouse:
             try:
                 return call()
             except Exception as exc:
-                raise translate_error(exc, action) from exc
+                error = translate_error(exc, action)
+                if isinstance(error, WarehouseUnavailableError) and not resend and answer_lost(exc):
+                    raise OutcomeUnknownError(
+                        f"{error.message}; it may have been applied, so it was not sent again"
+                    ) from exc
+                raise error from exc
 
         retrying = Retrying(
-            retry=retry_if_exception_type(WarehouseUnavailableError),
+            retry=retry_if_exception_type(WarehouseUnavailableError)
+            & retry_if_not_exception_type(OutcomeUnknownError),
             stop=stop_after_attempt(self.retry.attempts),
             wait=wait_exponential(multiplier=self.retry.base_wait, max=self.retry.max_wait),
             reraise=True,
@@ -281,24 +335,38 @@ class Warehouse:
         sql: str,
         parameters: Mapping[str, Any] | None = None,
         settings: Mapping[str, Any] | None = None,
+        *,
+        idempotent: bool | None = None,
     ) -> None:
-        """Run a statement that returns no rows."""
+        """Run a statement that returns no rows.
+
+        ``idempotent`` says whether running it twice is harmless (default: judged from
+        the statement, see :func:`safe_to_resend`); only then is it sent again after an
+        answer was lost.
+        """
         self._call(
             "statement failed",
             lambda: self._client.command(sql, parameters=parameters, settings=settings),
+            resend=safe_to_resend(sql) if idempotent is None else idempotent,
         )
 
     def query_rows(
         self, sql: str, parameters: Mapping[str, Any] | None = None
     ) -> Sequence[Sequence[Any]]:
         """Run a small query and return its rows."""
-        result = self._call("query failed", lambda: self._client.query(sql, parameters=parameters))
+        result = self._call(
+            "query failed",
+            lambda: self._client.query(sql, parameters=parameters),
+            resend=safe_to_resend(sql),
+        )
         return result.result_rows  # type: ignore[no-any-return]
 
     def query_arrow(self, sql: str, parameters: Mapping[str, Any] | None = None) -> pa.Table:
         """Run a query and return all of its result as one Arrow table (small results)."""
         return self._call(
-            "query failed", lambda: self._client.query_arrow(sql, parameters=parameters)
+            "query failed",
+            lambda: self._client.query_arrow(sql, parameters=parameters),
+            resend=safe_to_resend(sql),
         )
 
     @contextmanager
@@ -320,10 +388,17 @@ class Warehouse:
             yield _translated(stream, max_rows)
 
     def insert_arrow(
-        self, table: str, data: pa.RecordBatch | pa.Table, settings: Mapping[str, Any] | None = None
+        self,
+        table: str,
+        data: pa.RecordBatch | pa.Table,
+        settings: Mapping[str, Any] | None = None,
+        *,
+        idempotent: bool | None = None,
     ) -> None:
         """Insert Arrow data into ``table`` (qualified or not).
 
+        After a lost answer the insert is sent again only if ``idempotent`` (default:
+        when it carries an ``insert_deduplication_token``, which the table must honour).
         On the embedded engine the data goes through a temporary Arrow IPC stream file
         written directly (see :meth:`_insert_from_file`).
         """
@@ -334,6 +409,8 @@ class Warehouse:
         table_name = check_identifier(name, what="table")
         database_name = check_identifier(database or self.database, what="database")
         options = {str(k): v for k, v in (settings or {}).items()}
+        if idempotent is None:
+            idempotent = bool(options.get("insert_deduplication_token"))
         if self.target.embedded:
             target = f"{_quoted(database_name)}.`{table_name}`"
             # one block, so one part per insert, whatever the batch's size: a batch cut
@@ -350,6 +427,7 @@ class Warehouse:
             lambda: self._client.insert_arrow(
                 table_name, table_data, database=database_name, settings=options
             ),
+            resend=idempotent,
         )
 
     def _insert_from_file(self, target: str, data: pa.Table, settings_clause: str) -> None:
