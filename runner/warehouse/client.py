@@ -7,6 +7,7 @@ translated here into the framework's fatal/retriable split, once.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
@@ -248,6 +249,7 @@ class Warehouse:
                 path = target.path or Path()
                 path.mkdir(parents=True, exist_ok=True)
                 return clickhouse_connect.get_client(interface="chdb", path=str(path))
+            _quiet_driver_logger()
             password = (
                 settings.clickhouse_password.get_secret_value()
                 if settings.clickhouse_password
@@ -460,6 +462,20 @@ class Warehouse:
         """Close the connection (the embedded engine stays open for the process)."""
         with suppress(Exception):  # closing must never mask the real outcome
             self._client.close()
+
+
+def _quiet_driver_logger() -> None:
+    """Keep clickhouse-connect's own warnings off stderr.
+
+    Its HTTP transport logs a warning ("Unexpected Http Driver Exception") for every
+    failed request; with no handler configured, Python prints such records on stderr,
+    where they would break the CLI's one-line errors.  The framework reports the same
+    failure itself (translated, in its JSON log), so a NullHandler drops them unless the
+    application routes the standard logging somewhere.
+    """
+    driver = logging.getLogger("clickhouse_connect")
+    if not driver.handlers:
+        driver.addHandler(logging.NullHandler())
 
 
 def _translated(stream: Iterator[pa.RecordBatch], max_rows: int) -> Iterator[pa.RecordBatch]:

@@ -92,6 +92,36 @@ def test_an_answer_slower_than_the_query_timeout_is_resent_and_lands_once(projec
     assert project.rows("SELECT count(), sum(v) FROM t_append") == [(ROWS, expected_sum())]
 
 
+def test_a_server_that_stays_slow_fails_the_run_as_transient(project):
+    project.server.set_faults(
+        {
+            "match": insert_into(project, "t_append"),
+            "phase": "before",
+            "action": "delay",
+            "seconds": 3,
+            "times": -1,
+        }
+    )
+    result = project.runner(
+        "run",
+        "load_append",
+        *WINDOW,
+        check=False,
+        RUNNER_QUERY_TIMEOUT="1",
+        RUNNER_RETRY_ATTEMPTS="2",
+        RUNNER_RETRY_MAX_WAIT_SECONDS="0.2",
+    )
+    assert result.returncode == 75, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "t_append" in line
+    assert "timed out" in line.lower()
+    assert "Traceback" not in result.stderr
+    [[status]] = project.rows(
+        f"SELECT status FROM `{project.state_database}`.runs FINAL WHERE pipeline = 'load_append'"
+    )
+    assert status == "failed"
+
+
 def test_an_insert_into_staging_whose_answer_was_lost_is_not_resent_blindly(project):
     # Staging inserts carry no deduplication token: a re-send after the first one landed
     # would put its rows twice into the partitions swapped into the target.
