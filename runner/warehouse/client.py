@@ -53,6 +53,8 @@ RETRIABLE_CODES = frozenset(
     }
 )
 UNKNOWN_DATABASE = 81
+# UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD, AUTHENTICATION_FAILED
+AUTHENTICATION_CODES = frozenset({192, 193, 194, 516})
 _CODE = re.compile(r"Code: (\d+)")
 # Statements that leave the same result when run twice, so a lost answer may be re-sent:
 # reads, CREATE ... IF NOT EXISTS, DROP ... IF EXISTS, and single-command ALTERs that
@@ -152,6 +154,46 @@ def parse_url(url: str, database: str | None = None) -> tuple[WarehouseTarget, s
     raise ConfigError(f"invalid warehouse URL {shown!r}: scheme must be chdb, http or https")
 
 
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what caused it (chained exceptions, urllib3's retry reasons), once each."""
+    from urllib3.exceptions import MaxRetryError
+
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        if isinstance(current, MaxRetryError) and current.reason is not None:
+            pending.append(current.reason)
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+        pending += [a for a in current.args if isinstance(a, BaseException)]
+
+
+def _refusal(exc: BaseException, message: str) -> str | None:
+    """Why the server cannot be used with these settings, when retrying will not help.
+
+    Refused credentials and a TLS certificate that does not verify are configuration
+    errors (exit 3): a Job retried with the same Secret and CA fails the same way, and
+    hammering a server with bad credentials can lock the account.
+    """
+    import ssl
+
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return (
+                f"certificate verify failed: {cause.verify_message}; set RUNNER_TLS_CA_CERT to "
+                "the CA that signed the server's certificate (or RUNNER_TLS_VERIFY=false)"
+            )
+    match = _CODE.search(message)
+    code = getattr(exc, "code", None) or (int(match.group(1)) if match else None)
+    if code in AUTHENTICATION_CODES:
+        return f"{message} (check the user in RUNNER_WAREHOUSE_URL and RUNNER_CLICKHOUSE_PASSWORD)"
+    return None
+
+
 def answer_lost(exc: BaseException) -> bool:
     """Whether a failed HTTP request may have run: sent, then cut off before its answer.
 
@@ -161,18 +203,11 @@ def answer_lost(exc: BaseException) -> bool:
     """
     from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError, ProxyError
 
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, MaxRetryError) and current.reason is not None:
-            current = current.reason
-            continue
-        if isinstance(current, (ConnectTimeoutError, ProxyError)):  # incl. NewConnectionError
+    for cause in _causes(exc):
+        if isinstance(cause, (ConnectTimeoutError, ProxyError)):  # incl. NewConnectionError
             return False
-        if isinstance(current, HTTPError):  # reset, remote closed, read timeout, TLS break
-            return True
-        current = current.__cause__ or current.__context__
+        if isinstance(cause, HTTPError) and not isinstance(cause, MaxRetryError):
+            return True  # reset, remote closed, read timeout, TLS break
     return False
 
 
@@ -268,14 +303,16 @@ class Warehouse:
                 autogenerate_session_id=False,
             )
         except ch.Error as exc:
+            message = str(exc).splitlines()[0]
+            refusal = None if target.embedded else _refusal(exc, message)
+            if refusal is not None:  # retrying will not help: settings must change
+                raise ConfigError(f"cannot connect to {target.describe()}: {refusal}") from None
             hint = (
                 " (chDB admits one process per warehouse path: is another runner using it?)"
                 if target.embedded
                 else ""
             )
-            raise NotReadyError(
-                f"cannot connect to {target.describe()}: {str(exc).splitlines()[0]}{hint}"
-            ) from None
+            raise NotReadyError(f"cannot connect to {target.describe()}: {message}{hint}") from None
 
     @property
     def database(self) -> str:

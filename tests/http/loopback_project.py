@@ -29,7 +29,7 @@ class HttpProject:
         """The framework's own database for this project."""
         return f"{self.database}_state"
 
-    def env(self, **overrides: str) -> dict[str, str]:
+    def env(self, **overrides: str | None) -> dict[str, str]:
         """The environment of a `runner` process on this project, over HTTPS."""
         env = {
             **os.environ,
@@ -44,11 +44,15 @@ class HttpProject:
         }
         if self.server.ca_cert:
             env["RUNNER_TLS_CA_CERT"] = str(self.server.ca_cert)
-        env.update(overrides)
+        for name, value in overrides.items():  # None removes a variable
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
         return env
 
     def runner(
-        self, *args: str, check: bool = True, timeout: float = 180, **env: str
+        self, *args: str, check: bool = True, timeout: float = 180, **env: str | None
     ) -> subprocess.CompletedProcess[str]:
         """Run `runner ARGS` in a subprocess; with ``check`` it must exit 0."""
         result = subprocess.run(
