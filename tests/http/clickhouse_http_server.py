@@ -49,8 +49,8 @@ Test control (not ClickHouse; no authentication; loopback only):
   ``delay``: wait ``seconds`` then go on), ``times`` (how many requests it hits, -1 for
   all).  Fault waits are capped at ``MAX_DELAY`` seconds.
 * ``GET /__loopback__/requests`` lists the requests seen (method, URL as sent, header
-  names, how the user authenticated, the statement's first 500 characters); ``DELETE``
-  clears it.
+  names, how the user authenticated, the statement's first 500 characters, the body's
+  size, seconds spent receiving it and in the engine); ``DELETE`` clears it.
 
 Run: ``python clickhouse_http_server.py --path DIR [--port 0] [--user U --password P]
 [--tls-cert F --tls-key F]``; it prints ``LISTENING <port>`` once it accepts requests and
@@ -360,6 +360,9 @@ class LoopbackServer(ThreadingHTTPServer):
     def get_request(self) -> tuple[socket.socket, Any]:
         """Accept; TLS is handshaken later, on the request's own thread."""
         sock, address = super().get_request()
+        # answers are written in pieces (headers, body, chunks): without NODELAY, Nagle's
+        # algorithm holds the last piece until the client's delayed ACK, 40 ms a request
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.tls is not None:
             sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         return sock, address
@@ -406,6 +409,7 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self) -> None:
         self._body_pending = self.command in {"POST", "PUT"}
         self._release: Callable[[], None] | None = None
+        self._seconds: dict[str, float] = {}
         parts = urlsplit(self.path)
         if parts.path.startswith("/__loopback__/"):
             self._control(parts.path)
@@ -426,6 +430,8 @@ class Handler(BaseHTTPRequestHandler):
             self._query(params, query_id)
         except ClickHouseError as exc:
             self._fail(exc, query_id)
+        except ValueError as exc:  # a malformed number in a parameter or header
+            self._fail(ClickHouseError(BAD_ARGUMENTS, f"bad request: {exc}"), query_id)
 
     # -- the query path ------------------------------------------------------------------
 
@@ -452,9 +458,13 @@ class Handler(BaseHTTPRequestHandler):
                 "by the loopback server",
             )
         head = params.get("query", "")
+        started = time.perf_counter()
         body = self._read_body(head)
+        read = time.perf_counter()
         request = self._parse(params, head, body)
         entry["sql"] = request.sql[:500]
+        entry["bytes"] = len(body)
+        entry["seconds"] = self._seconds = {"body": round(read - started, 6)}
         session_id = params.get("session_id")
         session: Session | None = None
         if session_id:
@@ -630,7 +640,9 @@ class Handler(BaseHTTPRequestHandler):
             statement = Statement(statement.keyword, len(request.whole))
             request.sql = request.whole
         if statement.data_start is not None:
+            began = time.perf_counter()
             written = self._insert(connection, request)
+            self._seconds["engine"] = round(time.perf_counter() - began, 6)
             summary = {"written_rows": written[0], "written_bytes": written[1]}
             self._fault("after", request.sql)
             self._send(200, b"", headers | _summary(summary, started))
@@ -659,7 +671,9 @@ class Handler(BaseHTTPRequestHandler):
             )
             return
         try:
+            began = time.perf_counter()
             result = connection.query(request.sql, fmt, params=parameters)
+            self._seconds["engine"] = round(time.perf_counter() - began, 6)
         except Exception as exc:  # noqa: BLE001 - the engine's error, answered as such
             raise engine_error(exc) from None
         self._fault("after", request.sql)

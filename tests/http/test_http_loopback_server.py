@@ -367,3 +367,12 @@ def test_tls_needs_the_ca_or_verification_off(loopback):
 def test_wrong_password_over_tls_is_a_database_error(loopback):
     with pytest.raises(DatabaseError, match="AUTHENTICATION_FAILED"):
         loopback.client(password="not-it")
+
+
+def test_malformed_numbers_are_bad_arguments_not_a_dropped_connection(plain_loopback):
+    status, headers, body = raw(
+        plain_loopback, params={"session_id": "x", "session_timeout": "soon"}, body=b"SELECT 1"
+    )
+    assert (status, headers["X-ClickHouse-Exception-Code"]) == (400, "36")
+    assert b"BAD_ARGUMENTS" in body
+    assert raw(plain_loopback, body=b"SELECT 1")[2] == b"1\n"  # the server goes on
