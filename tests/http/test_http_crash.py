@@ -23,6 +23,15 @@ pytestmark = pytest.mark.http
 KILLS = 6
 
 
+def loader_inserts(project, mode):
+    """The loader's inserts the server has seen (replace window: into its staging table)."""
+    return [
+        r
+        for r in project.server.requests()
+        if f"`t_{mode}" in (r["sql"] or "") and "FORMAT+Arrow" in r["url"]
+    ]
+
+
 @pytest.mark.parametrize("mode", ["append", "replace"])
 def test_sigkill_mid_insert_then_rerun_is_exact(http_project, mode):
     project = http_project(pipelines=load_pipelines(), migrations=load_migrations())
@@ -55,15 +64,16 @@ def test_sigkill_mid_insert_then_rerun_is_exact(http_project, mode):
         for line in process.stdout:
             if '"run started"' in line:
                 break
-        time.sleep(rng.uniform(0.2, 0.7))  # the load takes about 0.7 s: inside it
+        for _ in range(300):  # until the loader's first insert reaches the server (<= 15 s)
+            if loader_inserts(project, mode):
+                break
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.4))  # the rest of the load takes about 0.5 s: inside it
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
         assert process.returncode == -signal.SIGKILL
-        killed_with_inserts += any(
-            "FORMAT Arrow" in (r["sql"] or "") or "FORMAT+Arrow" in r["url"]
-            for r in project.server.requests()
-        )
-    assert killed_with_inserts >= KILLS // 2  # most kills landed while inserts were sent
+        killed_with_inserts += bool(loader_inserts(project, mode))
+    assert killed_with_inserts == KILLS  # every kill landed while the load was being sent
     time.sleep(1.2)  # the killed runs' heartbeats are stale now
     project.runner(
         "run", f"load_{mode}", *WINDOW, RUNNER_STALE_AFTER_SECONDS="1", **small_batches()

@@ -270,14 +270,17 @@ def test_sessions_keep_settings_and_temporary_tables(plain_loopback):
 
 def test_a_session_serves_one_request_at_a_time(plain_loopback):
     plain_loopback.set_faults(
-        {"match": "SELECT 'slow'", "phase": "before", "action": "delay", "seconds": 1.5}
+        {"match": "SELECT 'slow'", "phase": "before", "action": "delay", "seconds": 3}
     )
     session = {"session_id": "s-busy"}
     slow = threading.Thread(
         target=raw, args=(plain_loopback,), kwargs={"params": session, "body": b"SELECT 'slow'"}
     )
     slow.start()
-    time.sleep(0.5)
+    for _ in range(100):  # until the slow request holds the session (bounded: 10 s)
+        if plain_loopback.faults()[0]["hits"]:
+            break
+        time.sleep(0.1)
     _, headers, _ = raw(plain_loopback, params=session, body=b"SELECT 1")
     slow.join()
     assert headers["X-ClickHouse-Exception-Code"] == "373"
