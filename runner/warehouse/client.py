@@ -523,7 +523,32 @@ def _translated(stream: Iterator[pa.RecordBatch], max_rows: int) -> Iterator[pa.
         for block in stream:
             yield from split(block, max_rows)
     except Exception as exc:
+        broken = _broken_off(stream, exc)
+        if broken is not None:
+            raise FatalError(f"query failed: {broken} ({exc})") from exc
         raise translate_error(exc, "query failed") from exc
+
+
+def _broken_off(stream: Any, exc: Exception) -> str | None:
+    """What to say when a server ended a result stream with an error after some blocks.
+
+    ClickHouse (25.11+) then writes its exception into the body after a marker whose tag
+    it announced in ``X-ClickHouse-Exception-Tag``; the Arrow reader takes those bytes for
+    a block and fails with a meaningless size.  The message is lost with them, so point
+    to where it is kept.
+    """
+    import pyarrow as pa
+
+    headers = getattr(getattr(stream, "source", None), "headers", None)
+    if not isinstance(exc, pa.ArrowInvalid) or headers is None:
+        return None
+    if not headers.get("X-ClickHouse-Exception-Tag"):
+        return None
+    query_id = headers.get("X-ClickHouse-Query-Id", "?")
+    return (
+        f"ClickHouse stopped the result midway with an error (query_id {query_id}; "
+        "its message is in the server's system.query_log)"
+    )
 
 
 def _quoted(name: str) -> str:
