@@ -17,7 +17,8 @@ What it implements, as clickhouse-connect uses it:
 * request bodies in ``Content-Encoding`` zstd, lz4, gzip or deflate; responses compressed
   by ``Accept-Encoding`` when ``enable_http_compression`` is on (``loopback_codecs``);
 * insert bodies in any input format the engine reads (clickhouse-connect sends Arrow for
-  ``insert_arrow`` and Native for ``insert``), streamed into a chDB insert;
+  ``insert_arrow``, Native for ``insert``, RowBinary if asked), handed to a chDB
+  streaming insert;
 * results buffered with ``wait_end_of_query=1``, otherwise streamed (chunked) for formats
   whose blocks concatenate (Native, RowBinary, TSV, CSV, JSONEachRow, and ArrowStream,
   whose per-block streams are re-framed as one); an error after the first byte is written
@@ -52,6 +53,10 @@ Test control (not ClickHouse; no authentication; loopback only):
   names, how the user authenticated, the statement's first 500 characters, the body's
   size, seconds spent receiving it and in the engine); ``DELETE`` clears it.
 
+Beside it: ``loopback_sql`` (the statement's shape), ``loopback_codecs`` (content
+codings), ``loopback_engine`` (chDB connections, sessions, ClickHouse's errors and their
+HTTP statuses), ``loopback_faults`` (fault rules).
+
 Run: ``python clickhouse_http_server.py --path DIR [--port 0] [--user U --password P]
 [--tls-cert F --tls-key F]``; it prints ``LISTENING <port>`` once it accepts requests and
 stops on SIGTERM.  chDB admits one path per process: give every server its own.
@@ -77,7 +82,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -90,9 +95,23 @@ from loopback_codecs import (
     encode_whole,
     negotiate,
 )
+from loopback_engine import (
+    AUTHENTICATION_FAILED,
+    BAD_ARGUMENTS,
+    HTTP_LENGTH_REQUIRED,
+    NOT_IMPLEMENTED,
+    SYNTAX_ERROR,
+    ClickHouseError,
+    Engine,
+    Session,
+    Sessions,
+    engine_error,
+    exception_text,
+    http_status,
+)
+from loopback_faults import Faults, Rule
 from loopback_sql import Statement, StatementError, shape
 
-MAX_DELAY = 30.0
 #: ClickHouse's default max_query_size: the SQL part of a request (inline data aside).
 MAX_QUERY_SIZE = 262_144
 #: Transport parameters of ClickHouse's HTTP handler (everything else is a setting).
@@ -131,197 +150,6 @@ CONTENT_TYPES = {
     "JSON": "application/json; charset=UTF-8",
     "JSONEachRow": "application/x-ndjson; charset=UTF-8",
 }
-#: HTTP status of an exception, by its name (the engine names every code it raises).
-STATUS_BY_NAME = {
-    401: {"REQUIRED_PASSWORD"},
-    403: {"UNKNOWN_USER", "WRONG_PASSWORD", "AUTHENTICATION_FAILED", "ACCESS_DENIED"},
-    404: {
-        "UNKNOWN_TABLE",
-        "UNKNOWN_FUNCTION",
-        "UNKNOWN_IDENTIFIER",
-        "UNKNOWN_TYPE",
-        "UNKNOWN_STORAGE",
-        "UNKNOWN_DATABASE",
-        "UNKNOWN_SETTING",
-        "UNKNOWN_AGGREGATE_FUNCTION",
-        "UNKNOWN_FORMAT",
-        "UNKNOWN_DATABASE_ENGINE",
-        "UNKNOWN_TYPE_OF_QUERY",
-    },
-    408: {"TIMEOUT_EXCEEDED"},
-    411: {"HTTP_LENGTH_REQUIRED"},
-    413: {"QUERY_IS_TOO_LARGE"},
-    501: {"NOT_IMPLEMENTED"},
-    503: {"SOCKET_TIMEOUT", "CANNOT_OPEN_FILE", "CANNOT_SCHEDULE_TASK"},
-}
-_BAD_REQUEST = re.compile(
-    r"^(BAD_ARGUMENTS|CANNOT_PARSE_\w+|CANNOT_COMPILE_REGEXP|DUPLICATE_COLUMN|ILLEGAL_COLUMN"
-    r"|THERE_IS_NO_COLUMN|SYNTAX_ERROR|INCORRECT_DATA|TYPE_MISMATCH|TOO_DEEP_AST|TOO_BIG_AST"
-    r"|UNKNOWN_ELEMENT_IN_AST|UNKNOWN_TYPE_OF_AST_NODE|UNEXPECTED_AST_STRUCTURE"
-    r"|VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE)$"
-)
-_CODE = re.compile(r"Code: (\d+)\. ")
-_VERSION = re.compile(r"\s*\(version [^)]*\)\s*$")
-# Error codes the framing itself raises (numbers as in ClickHouse).
-NOT_IMPLEMENTED, SYNTAX_ERROR, AUTHENTICATION_FAILED = 48, 62, 516
-SESSION_NOT_FOUND, SESSION_IS_LOCKED, HTTP_LENGTH_REQUIRED = 372, 373, 381
-UNKNOWN_FORMAT, BAD_ARGUMENTS = 73, 36
-
-
-class ClickHouseError(Exception):
-    """An exception to answer with: a ClickHouse error code and its message."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def engine_error(exc: BaseException) -> ClickHouseError:
-    """A chDB exception as the server's exception (its code is in its text)."""
-    text = str(exc).strip()
-    match = _CODE.search(text)  # after chDB's own prefix ("Streaming insert finish failed: ")
-    if not match:
-        return ClickHouseError(1001, text)  # STD_EXCEPTION: the engine gave no code
-    message = _VERSION.sub("", text[match.end() :].removeprefix("DB::Exception: "))
-    return ClickHouseError(int(match.group(1)), message)
-
-
-@dataclass
-class Rule:
-    """One fault rule (see the module docstring)."""
-
-    match: str
-    phase: str
-    action: str
-    times: int = 1
-    status: int = 503
-    body: str = "Service Unavailable"
-    seconds: float = 0.0
-    hits: int = 0
-
-    def public(self) -> dict[str, Any]:
-        """The rule as JSON."""
-        return dict(self.__dict__)
-
-
-class Faults:
-    """Fault rules, shared by the request threads."""
-
-    def __init__(self) -> None:
-        self._rules: list[Rule] = []
-        self._lock = threading.Lock()
-
-    def replace(self, rules: list[dict[str, Any]]) -> None:
-        """Install a new list of rules (validated: a typo must not pass as 'no fault')."""
-        parsed = []
-        for raw in rules:
-            rule = Rule(**raw)
-            if rule.phase not in {"body", "before", "after"}:
-                raise ValueError(f"unknown phase {rule.phase!r}")
-            if rule.action not in {"status", "reset", "delay"}:
-                raise ValueError(f"unknown action {rule.action!r}")
-            rule.seconds = min(float(rule.seconds), MAX_DELAY)
-            parsed.append(rule)
-        with self._lock:
-            self._rules = parsed
-
-    def listing(self) -> list[dict[str, Any]]:
-        """Every rule with its hit count."""
-        with self._lock:
-            return [rule.public() for rule in self._rules]
-
-    def take(self, phase: str, text: str) -> Rule | None:
-        """The first rule of ``phase`` matching ``text`` that still has hits left."""
-        lowered = text.lower()
-        with self._lock:
-            for rule in self._rules:
-                if rule.phase != phase or rule.match.lower() not in lowered:
-                    continue
-                if rule.times == 0:
-                    continue
-                rule.times -= 1 if rule.times > 0 else 0
-                rule.hits += 1
-                return rule
-        return None
-
-
-class Engine:
-    """chDB at one path: a fresh connection per request, one kept per HTTP session."""
-
-    def __init__(self, path: Path) -> None:
-        import chdb
-
-        self._chdb = chdb
-        self.path = str(path)
-        self._keeper = chdb.connect(self.path)  # keeps the engine open between requests
-        row = self._keeper.query("SELECT version(), timezone()", "TabSeparated")
-        self.version, self.timezone = row.bytes().decode().strip().split("\t")
-        default = self._keeper.query("SELECT getSetting('enable_http_compression')", "TSV")
-        self.compression_default = default.bytes().decode().strip() in {"1", "true"}
-        self._names: dict[int, str] = {}
-
-    def connect(self) -> Any:
-        """A new engine connection (its own settings and current database)."""
-        return self._chdb.connect(self.path)
-
-    def error_name(self, code: int) -> str:
-        """ClickHouse's name for an error code, from the engine."""
-        if code not in self._names:
-            result = self._keeper.query(f"SELECT errorCodeToName({int(code)})", "TSV")
-            self._names[code] = result.bytes().decode().strip()
-        return self._names[code]
-
-    def close(self) -> None:
-        """Close the engine's kept connection."""
-        self._keeper.close()
-
-
-@dataclass
-class Session:
-    """An HTTP session: one engine connection kept between requests."""
-
-    connection: Any
-    timeout: float
-    expires: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-class Sessions:
-    """``session_id`` → Session, expired lazily."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._sessions: dict[str, Session] = {}
-        self._lock = threading.Lock()
-
-    def acquire(self, session_id: str, timeout: float, *, check: bool) -> Session:
-        """The session, locked for one request (created unless ``check``)."""
-        with self._lock:
-            now = time.monotonic()
-            for key in [k for k, s in self._sessions.items() if s.expires < now]:
-                if self._sessions[key].lock.acquire(blocking=False):
-                    self._sessions.pop(key).connection.close()
-            session = self._sessions.get(session_id)
-            if session is None:
-                if check:
-                    raise ClickHouseError(SESSION_NOT_FOUND, f"Session {session_id} not found")
-                session = Session(self._engine.connect(), timeout)
-                self._sessions[session_id] = session
-        if not session.lock.acquire(blocking=False):
-            raise ClickHouseError(
-                SESSION_IS_LOCKED, f"Session {session_id} is locked by a concurrent client"
-            )
-        session.timeout = timeout
-        return session
-
-    def release(self, session_id: str, session: Session, *, close: bool) -> None:
-        """Hand the session back (or close it)."""
-        session.expires = time.monotonic() + session.timeout
-        if close:
-            with self._lock:
-                self._sessions.pop(session_id, None)
-            session.connection.close()
-        session.lock.release()
 
 
 @dataclass
@@ -750,7 +578,7 @@ class Handler(BaseHTTPRequestHandler):
                 emit(reframe.finish())
         except Exception as exc:  # noqa: BLE001 - the engine failed midway
             error = engine_error(exc)
-            text = _exception_text(error, self.server.engine).encode()
+            text = exception_text(error, self.server.engine).encode()
             emit(
                 b"__exception__\r\n%s\r\n%s\n%d %s\r\n__exception__\r\n"
                 % (tag.encode(), text, len(text), tag.encode())
@@ -795,14 +623,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _fail(self, error: ClickHouseError, query_id: str | None = None) -> None:
         self._drain()
-        name = self.server.engine.error_name(error.code)
-        status = next((s for s, names in STATUS_BY_NAME.items() if name in names), None)
-        if status is None:
-            status = 400 if _BAD_REQUEST.match(name) else 500
+        status = http_status(self.server.engine.error_name(error.code))
         headers = {"X-ClickHouse-Exception-Code": str(error.code)}
         if query_id:
             headers["X-ClickHouse-Query-Id"] = query_id
-        body = _exception_text(error, self.server.engine).encode() + b"\n"
+        body = exception_text(error, self.server.engine).encode() + b"\n"
         self._send(status, body, headers)
 
     def _start(self, status: int, headers: dict[str, str]) -> None:
@@ -899,14 +724,6 @@ def _summary(values: dict[str, int], started: float) -> dict[str, str]:
     summary |= {"result_rows": "0", "result_bytes": "0"}
     summary["elapsed_ns"] = str(int((time.perf_counter() - started) * 1e9))
     return {"X-ClickHouse-Summary": json.dumps(summary, separators=(",", ":"))}
-
-
-def _exception_text(error: ClickHouseError, engine: Engine) -> str:
-    name = engine.error_name(error.code)
-    message = str(error)
-    if not message.rstrip().endswith(f"({name})"):
-        message = f"{message.rstrip()} ({name})"
-    return f"Code: {error.code}. DB::Exception: {message} (version {engine.version})"
 
 
 def main() -> None:

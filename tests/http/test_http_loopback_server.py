@@ -379,3 +379,12 @@ def test_malformed_numbers_are_bad_arguments_not_a_dropped_connection(plain_loop
     assert (status, headers["X-ClickHouse-Exception-Code"]) == (400, "36")
     assert b"BAD_ARGUMENTS" in body
     assert raw(plain_loopback, body=b"SELECT 1")[2] == b"1\n"  # the server goes on
+
+
+def test_rowbinary_inserts_as_clickhouse_connect_sends_them(client):
+    import struct
+
+    client.command("CREATE TABLE IF NOT EXISTS proto.rb (a UInt32, s String) ENGINE = Memory")
+    rows = b"".join(struct.pack("<I", i) + bytes([1]) + b"x" for i in range(100))
+    client.raw_insert("proto.rb", ["a", "s"], insert_block=rows, fmt="RowBinary")
+    assert client.query("SELECT count(), sum(a) FROM proto.rb").result_rows == [(100, 4950)]
