@@ -21,6 +21,7 @@ flaky network, and should not retry one that met a typo in its settings.
         │   └── ValidationFailedError exit 1  too many rows failed validation
         └── RetriableError            exit 75 transient (network, 5xx, ClickHouse overload)
             └── WarehouseUnavailableError
+                └── OutcomeUnknownError      a write was sent, its answer lost: not re-sent
 
 ``PipelineError`` carries the pipeline, step and window it happened in, so the single
 line the operator sees says where to look.  That line goes through :func:`printable`,
@@ -165,3 +166,12 @@ class RetriableError(PipelineError):
 
 class WarehouseUnavailableError(RetriableError):
     """ClickHouse did not answer, or answered with a transient error."""
+
+
+class OutcomeUnknownError(WarehouseUnavailableError):
+    """A write reached the server but its answer was lost (reset, timeout): it may have run.
+
+    Sending it again could apply it twice (an insert without a deduplication token, an
+    ``INSERT`` in a migration), so it is not retried in the process; the run fails as
+    transient and a re-run of the window (which every load mode makes exact) follows.
+    """

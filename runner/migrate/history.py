@@ -186,6 +186,7 @@ class History:
                 "by": applied_by or socket.gethostname(),
                 "a": attempt,
             },
+            idempotent=True,  # a second copy of the row changes nothing: the latest wins
         )
 
     def current_version(self) -> int:

@@ -149,7 +149,8 @@ class RunHistory:
             {k: pa.array([values[k]], types.get(k, pa.string())) for k in COLUMNS}
         )
         with self._lock:
-            self.warehouse.insert_arrow(self._target, batch)
+            # a ReplacingMergeTree row: a second copy changes nothing
+            self.warehouse.insert_arrow(self._target, batch, idempotent=True)
 
     def recent(self, pipeline: str | None = None, limit: int = 20) -> list[RunRecord]:
         """Newest runs first (of one pipeline, or of all)."""
