@@ -164,6 +164,15 @@ class RunHistory:
         )
         return [self._record(row) for row in rows]
 
+    def get(self, pipeline: str, run_id: str) -> RunRecord | None:
+        """One run's latest record, or None when the history does not know it."""
+        rows = self.warehouse.query_rows(
+            f"SELECT {', '.join(COLUMNS[:-1])} FROM {self.table} FINAL "  # nosec B608
+            "WHERE pipeline = {p:String} AND run_id = {r:String}",
+            {"p": pipeline, "r": run_id},
+        )
+        return self._record(rows[0]) if rows else None
+
     def latest_per_pipeline(self) -> dict[str, RunRecord]:
         """The newest run of every pipeline."""
         rows = self.warehouse.query_rows(
