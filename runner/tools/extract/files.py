@@ -22,11 +22,12 @@ from abc import abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 from runner.batches import split
 from runner.errors import ConfigError, FatalError, printable
 from runner.pipeline.steps import Extractor
+from runner.tools.extract.source_records import Segment, json_records
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -189,8 +190,11 @@ class FileSource(Extractor):
         target = self.fixed_schema
         origin = "the given schema" if target is not None else "the given columns"
         gather = _Gather(ctx.batch_rows)
+        segments: list[Segment] = ctx.step_state(self).setdefault("segments", [])
         for path, shown in resolve_paths(self.patterns, Path.cwd()):
             rows = 0
+            segment = Segment(path, shown, first_row=sum(s.rows for s in segments))
+            segments.append(segment)
             try:
                 with ExitStack() as stack:
                     try:
@@ -219,6 +223,7 @@ class FileSource(Extractor):
                         if problem is not None:
                             raise self._error(shown, problem)
                         rows += batch.num_rows
+                        segment.rows = rows
                         if self.filename_column is not None:
                             batch = batch.append_column(
                                 self.filename_column, pa.repeat(shown, batch.num_rows)
@@ -559,6 +564,11 @@ class JsonLinesSource(FileSource):
             where = f"line {line}" if line is not None else f"record {record}"
             return f"a string at {where} is not valid UTF-8"
         return None
+
+    def source_records(self, ctx: RunContext, rows: Sequence[int]) -> Mapping[int, Any]:
+        """The JSON objects of run rows ``rows``, read again (only to quarantine them)."""
+        segments = ctx.step_state(self).get("segments", [])
+        return json_records(segments, rows, self.filename_column)
 
     def explain(self, exc: Exception, path: Path, rows_before: int) -> str:
         """Name the line: pyarrow counts rows within the current block only."""
