@@ -83,9 +83,7 @@ class SourceBatches:
     def __init__(self, extractor: Extractor) -> None:
         self.extractor = extractor
         self._lock = threading.Lock()
-        self._recent: deque[tuple[weakref.ref[pa.RecordBatch], int]] = deque(
-            maxlen=SOURCE_BATCHES
-        )
+        self._recent: deque[tuple[weakref.ref[pa.RecordBatch], int]] = deque(maxlen=SOURCE_BATCHES)
 
     def note(self, batch: pa.RecordBatch, first_row: int) -> None:
         """Remember that ``batch`` starts at run-row ``first_row``."""
@@ -226,12 +224,16 @@ class RunContext:
         except Exception as exc:  # noqa: BLE001 - an error path must not fail on its extras
             self.log.warning("source records not read", error=str(exc))
             return found
-        rows = batch.take(pa.array(list(indices), pa.int64())).to_pylist()
-        for position, (index, row) in enumerate(zip(indices, rows, strict=True)):
+        taken = batch.take(pa.array(list(indices), pa.int64()))
+        names = taken.schema.names
+        for position, index in enumerate(indices):
             record = records.get(first + index)
-            if isinstance(record, Mapping) and all(
-                key in record for key, value in row.items() if value is not None
-            ):
+            held = (
+                n
+                for n, column in zip(names, taken.columns, strict=True)
+                if column[position].is_valid
+            )
+            if isinstance(record, Mapping) and all(name in record for name in held):
                 found[position] = record
         return found
 

@@ -93,7 +93,7 @@ def test_multi_day_window_and_days_the_new_data_lacks(warehouse, make_context):
     load(make_context, source, window(1, 3), settings=settings)
     assert content(warehouse) == {1: [100, 101, 102], 3: [300], 4: [40, 41]}
     # an empty source clears the whole window, and only the window, when allowed
-    with pytest.raises(FatalError, match="0 rows for the window .* holds 4 rows now"):
+    with pytest.raises(FatalError, match=r"0 rows for the window .* holds 4 rows now"):
         load(make_context, [], window(1, 3))
     assert content(warehouse) == {1: [100, 101, 102], 3: [300], 4: [40, 41]}
     load(make_context, [], window(1, 3), loader_options={"allow_empty": True})

@@ -152,10 +152,10 @@ class ClickHouseLoader(Loader):
         if rejected:
             import pyarrow as pa
 
-            from runner.tools.transform.python_values import batch_rows
+            from runner.tools.transform.python_values import quarantinable_rows
 
             indices = [r.index for r in rejected]
-            held = batch_rows(batch.take(pa.array(indices, pa.int64())))
+            held = quarantinable_rows(batch.take(pa.array(indices, pa.int64())))
             originals = ctx.source_records(batch, indices)  # as the source wrote them
             records = [o if o is not None else r for o, r in zip(originals, held, strict=True)]
             ctx.quarantine(records, [r.reason for r in rejected], step=self.step_name)

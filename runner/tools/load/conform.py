@@ -596,8 +596,8 @@ def _shown(value: pa.Scalar) -> str:
     """A value as a message shows it: short, one line."""
     try:
         python = value.as_py()
-    except (ValueError, OverflowError):  # e.g. a timestamp beyond what Python holds
-        python = str(value)
+    except (ValueError, OverflowError):  # a date or time beyond what Python holds: raw
+        return f"{getattr(value, 'value', '?')} ({value.type})"
     text = python.isoformat() if isinstance(python, datetime | date) else repr(python)
     text = " ".join(text.split())
     return text if len(text) <= _SHOWN_LENGTH else text[: _SHOWN_LENGTH - 3] + "..."

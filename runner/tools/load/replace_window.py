@@ -1,12 +1,12 @@
 """Loading by replacing the run's window: a re-run replaces exactly that window's data.
 
-How: rows are inserted into a staging table (``<table>__staging_<12 hex>``, one name
-per pipeline node and window start, created ``AS`` the target, so same columns, engine,
-partition key and settings, with the owning run in its COMMENT; see
-:mod:`runner.tools.load.staging`); when the stream ends successfully each partition the
-window touches is swapped into the target with ``ALTER TABLE ... REPLACE PARTITION ID
-... FROM <staging>``, or dropped with ``DROP PARTITION ID`` when the target has rows
-there but the new data has none.  The staging table is then dropped.
+How: rows are inserted into a staging table (``<table>__staging_<12 hex>``, one per
+run, created ``AS`` the target, so same columns, engine, partition key and settings,
+with the owning run in its COMMENT; see :mod:`runner.tools.load.staging`); when the
+stream ends successfully each partition the window touches is swapped into the target
+with ``ALTER TABLE ... REPLACE PARTITION ID ... FROM <staging>``, or dropped with ``DROP
+PARTITION ID`` when the target has rows there but the new data has none.  The staging
+table is then dropped.
 
 Guarantees:
 
@@ -27,7 +27,7 @@ Guarantees:
 * A failed run (bad row, failing extractor, interruption) drops its staging table and
   leaves the target untouched.  A crash before the swaps leaves the target untouched and
   a stray staging table, which the next run of that window drops at its start (and any
-  run of the pipeline once the crashed run is known to be over).  A crash between two
+  run loading this table once the crashed run is known to be over).  A crash between two
   swaps leaves some partitions new and some old; re-running the window repairs it.
 
 Needs ClickHouse >= 23.10 (partition ids bound as query parameters) and a non-replicated

@@ -1,17 +1,21 @@
-"""Staging tables of replace-window loads: one name per window, an owner, orphan clean-up.
+"""Staging tables of replace-window loads: named per run, owned, cleaned up when orphaned.
 
 A replace-window run stages its rows in ``<table>__staging_<12 hex>``, the hex being a
-hash of (pipeline, node, table, window start).  The run holds the lock of that window
-(``run:<pipeline>:<window start>``), so a staging table of its own name that already
-exists was left by an earlier run of the same window that died: it is dropped at once.
+hash of (pipeline, node, table, window start, run id), and records its owner in the
+table's COMMENT (pipeline, node, run id, window).  At its start, after taking its locks,
+a run drops the orphans among this table's staging tables:
 
-Every staging table records its owner in its COMMENT (pipeline, node, run id, window).
-Backfill windows of one pipeline run at the same time, each holding only its own
-window's lock, so another window's staging table may belong to a live run: it is
-dropped only when the run history says its run is over (finished, or its heartbeat
-older than ``RUNNER_STALE_AFTER_SECONDS``).  A staging table without a readable owner
-(made by an older version) or whose run the history does not know is dropped after a
-day, as before.
+* those of its own pipeline node and window start but another run: the run holds that
+  window's lock (``run:<pipeline>:<window start>``), so their run is dead;
+* those of other windows whose run is over according to the run history (finished, or
+  its heartbeat older than ``RUNNER_STALE_AFTER_SECONDS``).  Backfill windows of one
+  pipeline run at the same time, each holding only its own window's lock, so a live
+  window's staging table is never touched;
+* those without a readable owner (made by an older version) or whose run the history
+  does not know, once older than a day.
+
+Names are unique per run, so a table dropped as another window's orphan can never be
+the new staging table that window's next run is creating at the same moment.
 """
 
 from __future__ import annotations
@@ -75,8 +79,8 @@ class Owner:
 
 
 def staging_name(table: str, ctx: RunContext) -> str:
-    """The staging table of ``table`` for this pipeline node and window start (unqualified)."""
-    key = f"{ctx.pipeline}/{ctx.node}/{table}/{ctx.window.start.isoformat()}"
+    """The staging table of ``table`` for the run of ``ctx`` (unqualified)."""
+    key = f"{ctx.pipeline}/{ctx.node}/{table}/{ctx.window.start.isoformat()}/{ctx.run_id}"
     return f"{table}{STAGING_MARK}{hashlib.sha256(key.encode()).hexdigest()[:HASH_LENGTH]}"
 
 
@@ -109,17 +113,27 @@ def drop_orphans(ctx: RunContext, database: str, table: str, own: str) -> None:
         name = str(found)
         if not pattern.fullmatch(name):
             continue
-        reason = _why_orphaned(ctx, name == own, Owner.parse(str(comment)), bool(old))
+        if name == own:
+            continue
+        reason = _why_orphaned(ctx, Owner.parse(str(comment)), bool(old))
         if reason is None:
             continue
         wh.command(f"DROP TABLE IF EXISTS {wh.table(f'{database}.{name}')} SYNC")
         ctx.log.warning("stale staging table dropped", table=f"{database}.{name}", reason=reason)
 
 
-def _why_orphaned(ctx: RunContext, own: bool, owner: Owner | None, old: bool) -> str | None:
+def _why_orphaned(ctx: RunContext, owner: Owner | None, old: bool) -> str | None:
     """Why a staging table may be dropped now, or None to keep it."""
-    if own:
-        return "left by an earlier run of this window (this run holds the window's lock)"
+    me = Owner.of(ctx)
+    if owner is not None and (owner.pipeline, owner.node, owner.window_start) == (
+        me.pipeline,
+        me.node,
+        me.window_start,
+    ):
+        return (
+            f"left by run {owner.run_id} of this window, which is over: this run holds the "
+            "window's lock"
+        )
     if owner is not None:
         over = _run_over(ctx, owner)
         if over is not None:
