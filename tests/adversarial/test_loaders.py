@@ -30,10 +30,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from runner import clickhouse_append, clickhouse_upsert, el, etl
-from runner.errors import FatalError
+from runner.errors import ConfigError, FatalError
 from runner.pipeline.windows import Window
 from runner.tools.load.files import JsonLinesLoader, _JsonLinesFile, write_jsonl, write_parquet
-from runner.tools.load.replace_window import clickhouse_replace_window
+from runner.tools.load.replace_window import ClickHouseReplaceWindow, clickhouse_replace_window
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = datetime(2026, 1, 1, tzinfo=UTC)
@@ -365,6 +365,25 @@ def test_two_runs_writing_one_path_at_once_do_not_mix(make_context, tmp_path):
     assert loader.rows_written(first) == 2
     loader.open(second)  # free again once the first run is done
     loader.close(second, success=True)
+
+
+def test_a_file_replaced_right_after_the_rename_fails_the_run(make_context, tmp_path, monkeypatch):
+    """Another writer putting its file at the path between our rename and our check."""
+    target = tmp_path / "out.jsonl"
+    real_replace = Path.replace
+
+    def replace_then_overwritten(self, destination):
+        moved = real_replace(self, destination)
+        other = tmp_path / ".other.tmp"
+        other.write_text('{"other": 1}\n')
+        real_replace(other, destination)
+        return moved
+
+    monkeypatch.setattr(Path, "replace", replace_then_overwritten)
+    ctx = make_context(pipeline="raced")
+    with pytest.raises(FatalError, match=r"out\.jsonl was replaced by another writer"):
+        el("raced", extract=[{"a": 1}], load=write_jsonl(target)).run(ctx)
+    assert ctx.node_stats.rows_loaded == 0
 
 
 # ----------------------------------------------------------- 2. rows_loaded is confirmed
@@ -727,6 +746,61 @@ def test_a_header_only_file_does_not_empty_a_window(tmp_path):
     assert query(
         project, "SELECT count() FROM system.tables WHERE name LIKE 'days\\_\\_staging%'"
     ) == [[0]]
+
+
+class Tampered(ClickHouseReplaceWindow):
+    """Something else touches the staging table between the last insert and the swap."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__("daily", time_column="day", allow_empty=True)
+        self.action = action
+
+    def _swap(self, ctx, staging):
+        wh = ctx.warehouse
+        if self.action == "recreate":  # dropped as an orphan, then made again by someone
+            wh.command(f"DROP TABLE {wh.table(staging)} SYNC")
+            wh.command(f"CREATE TABLE {wh.table(staging)} AS {wh.table(self.target)}")
+        else:  # emptied
+            wh.command(f"TRUNCATE TABLE {wh.table(staging)}")
+        super()._swap(ctx, staging)
+
+
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        ("recreate", r"staging table .* is gone or no longer this run's; nothing was replaced"),
+        ("truncate", r"staging table holds 0 rows but this run's inserts confirmed 5"),
+    ],
+)
+def test_a_swap_from_a_staging_table_that_is_not_what_was_inserted_is_refused(
+    warehouse, make_context, action, message
+):
+    """Swapping from an empty or foreign staging table would silently empty the window."""
+    warehouse.command(
+        f"CREATE TABLE {warehouse.table('daily')} (day Date, id UInt32) ENGINE = MergeTree "
+        "PARTITION BY day ORDER BY id"
+    )
+    rows = [{"day": DAY.date(), "id": i} for i in range(5)]
+    el("d", extract=[rows], load=clickhouse_replace_window("daily", time_column="day")).run(
+        make_context(pipeline="d")
+    )
+    ctx = make_context(pipeline="d")
+    with pytest.raises(FatalError, match=message):
+        el("d", extract=[rows[:3] + [{"day": DAY.date(), "id": 9}] * 2], load=Tampered(action)).run(
+            ctx
+        )
+    assert warehouse.query_rows("SELECT count(), sum(id) FROM daily") == [(5, 10)]
+    assert ctx.node_stats.rows_loaded == 0
+
+
+def test_replace_window_options_are_checked_at_declaration():
+    for bad in (0, 1.5, -0.1, True, "half"):
+        with pytest.raises(ConfigError, match="min_fraction must be a number above 0"):
+            clickhouse_replace_window("t", time_column="ts", min_fraction=bad)
+    with pytest.raises(ConfigError, match="allow_empty must be True or False"):
+        clickhouse_replace_window("t", time_column="ts", allow_empty="yes")
+    with pytest.raises(ConfigError, match="on_invalid must be 'fail' or 'quarantine'"):
+        clickhouse_append("t", on_invalid="skip")
 
 
 # ------------------------------------------------------ 5. orphaned staging tables

@@ -567,8 +567,9 @@ class JsonLinesSource(FileSource):
 
     def source_records(self, ctx: RunContext, rows: Sequence[int]) -> Mapping[int, Any]:
         """The JSON objects of run rows ``rows``, read again (only to quarantine them)."""
-        segments = ctx.step_state(self).get("segments", [])
-        return json_records(segments, rows, self.filename_column)
+        state = ctx.step_state(self)
+        cursors = state.setdefault("cursors", {})
+        return json_records(state.get("segments", []), rows, cursors, self.filename_column)
 
     def explain(self, exc: Exception, path: Path, rows_before: int) -> str:
         """Name the line: pyarrow counts rows within the current block only."""

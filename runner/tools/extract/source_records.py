@@ -28,9 +28,16 @@ class Segment:
 
 
 def json_records(
-    segments: list[Segment], rows: Iterable[int], filename_column: str | None = None
+    segments: list[Segment],
+    rows: Iterable[int],
+    cursors: dict[int, RecordCursor],
+    filename_column: str | None = None,
 ) -> dict[int, Mapping[str, Any]]:
-    """The JSON objects of the run rows ``rows`` (those found), read again from their files."""
+    """The JSON objects of the run rows ``rows`` (those found), read again from their files.
+
+    ``cursors`` (kept by the caller for the run) remember where each file was left, so
+    the batches of a run, asked for in order, read each file once in all.
+    """
     wanted: dict[int, dict[int, int]] = {}  # segment -> {record in file: run row}
     for row in rows:
         for number, segment in enumerate(segments):
@@ -38,37 +45,67 @@ def json_records(
                 wanted.setdefault(number, {})[row - segment.first_row] = row
                 break
     found: dict[int, Mapping[str, Any]] = {}
-    for number, records in wanted.items():
+    for number, records in sorted(wanted.items()):
+        for earlier in [n for n in cursors if n < number]:  # files are read in order
+            cursors.pop(earlier).close()
         segment = segments[number]
-        for record, value in _read_records(segment.path, set(records)).items():
+        cursor = cursors.get(number)
+        if cursor is None or cursor.next_record > min(records):
+            if cursor is not None:
+                cursor.close()
+            cursor = cursors[number] = RecordCursor(segment.path)
+        extra = {} if filename_column is None else {filename_column: segment.shown}
+        for record, value in cursor.read(set(records)).items():
             if isinstance(value, dict):
-                extra = {} if filename_column is None else {filename_column: segment.shown}
                 found[records[record]] = {**value, **extra}
     return found
 
 
-def _read_records(path: Path, wanted: set[int]) -> dict[int, Any]:
-    """Records ``wanted`` (0-based, blank lines not counted) of a JSON Lines file, parsed."""
-    import pyarrow as pa
+class RecordCursor:
+    """Reads a JSON Lines file forward, record by record (blank lines not counted)."""
 
-    from runner.tools.extract.files import compression_of
+    def __init__(self, path: Path) -> None:
+        import pyarrow as pa
 
-    found: dict[int, Any] = {}
-    record = 0
-    carry = b""
-    last = max(wanted)
-    with pa.input_stream(str(path), compression=compression_of(path)) as stream:
-        while record <= last and (chunk := stream.read(1 << 20)):
-            *lines, carry = (carry + chunk).split(b"\n")
-            for line in lines:
-                if not line.strip():
-                    continue
-                if record in wanted:
-                    found[record] = _parsed(line)
-                record += 1
-    if carry.strip() and record in wanted:
-        found[record] = _parsed(carry)
-    return found
+        from runner.tools.extract.files import compression_of
+
+        self._stream = pa.input_stream(str(path), compression=compression_of(path))
+        self._lines: list[bytes] = []
+        self._carry = b""
+        self._done = False
+        self.next_record = 0
+
+    def read(self, wanted: set[int]) -> dict[int, Any]:
+        """Records ``wanted`` (all at or after ``next_record``), parsed."""
+        found: dict[int, Any] = {}
+        last = max(wanted)
+        while self.next_record <= last:
+            line = self._next_line()
+            if line is None:
+                break
+            if not line.strip():
+                continue
+            if self.next_record in wanted:
+                found[self.next_record] = _parsed(line)
+            self.next_record += 1
+        return found
+
+    def _next_line(self) -> bytes | None:
+        while not self._lines:
+            if self._done:
+                return None
+            chunk = self._stream.read(1 << 20)
+            if not chunk:
+                self._done = True
+                self._lines, self._carry = [self._carry], b""
+                break
+            *self._lines, self._carry = (self._carry + chunk).split(b"\n")
+            self._lines.reverse()
+        return self._lines.pop()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._stream.close()
 
 
 def _parsed(line: bytes) -> Any:
