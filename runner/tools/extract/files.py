@@ -193,7 +193,8 @@ class FileSource(Extractor):
         segments: list[Segment] = ctx.step_state(self).setdefault("segments", [])
         for path, shown in resolve_paths(self.patterns, Path.cwd()):
             rows = 0
-            segment = Segment(path, shown, first_row=sum(s.rows for s in segments))
+            last = segments[-1] if segments else None
+            segment = Segment(path, shown, first_row=last.first_row + last.rows if last else 0)
             segments.append(segment)
             try:
                 with ExitStack() as stack:

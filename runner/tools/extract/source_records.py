@@ -10,6 +10,7 @@ reader counts them.
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -39,11 +40,11 @@ def json_records(
     the batches of a run, asked for in order, read each file once in all.
     """
     wanted: dict[int, dict[int, int]] = {}  # segment -> {record in file: run row}
+    starts = [segment.first_row for segment in segments]
     for row in rows:
-        for number, segment in enumerate(segments):
-            if segment.first_row <= row < segment.first_row + segment.rows:
-                wanted.setdefault(number, {})[row - segment.first_row] = row
-                break
+        number = bisect.bisect_right(starts, row) - 1
+        if number >= 0 and row < segments[number].first_row + segments[number].rows:
+            wanted.setdefault(number, {})[row - segments[number].first_row] = row
     found: dict[int, Mapping[str, Any]] = {}
     for number, records in sorted(wanted.items()):
         for earlier in [n for n in cursors if n < number]:  # files are read in order
