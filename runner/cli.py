@@ -316,10 +316,10 @@ def migrate_status(
     wait_ready: WaitReadyOption = 0.0,
     project_dir: ProjectOption = None,
 ) -> None:
-    """Show each migration file: applied, partial, pending, changed or missing.
+    """Show each migration file: applied, partial, pending, changed, unresolved or missing.
 
     Exits 0 at head, 4 when migrations are pending or partial (a readiness check), 3 when an
-    applied file was changed.
+    applied file was changed or a statement's outcome needs `runner migrate resolve`.
     """
 
     def action() -> int:
@@ -346,7 +346,7 @@ def migrate_status(
         problems = [f.problem for f in report.files if f.problem]
         for problem in problems:
             typer.echo(f"error: {problem}", err=True)
-        if any(f.state is FileState.CHANGED for f in report.files):
+        if any(f.state in (FileState.CHANGED, FileState.UNRESOLVED) for f in report.files):
             return int(ExitCode.CONFIG)
         return 0 if report.at_head else int(ExitCode.NOT_READY)
 
@@ -370,6 +370,40 @@ def migrate_repair(lock_timeout: LockWaitOption = 300.0, project_dir: ProjectOpt
         settings = _settings(project_dir)
         configure_logging(settings)
         repair_service(settings, lock_wait=lock_timeout)
+
+    _guarded(action)
+
+
+@migrate_app.command("resolve")
+def migrate_resolve(
+    version: Annotated[int, typer.Argument(help="The file's version number.")],
+    statement: Annotated[int, typer.Argument(help="The statement's number in the file.")],
+    done: Annotated[
+        bool | None,
+        typer.Option(
+            "--done/--not-done",
+            help="It took effect (skip it), or it did not (run it next time).",
+            show_default=False,
+        ),
+    ] = None,
+    lock_timeout: LockWaitOption = 300.0,
+    project_dir: ProjectOption = None,
+) -> None:
+    """Settle a statement whose run was cut off and whose effect cannot be looked up.
+
+    `runner migrate status` names it and says what to check; nothing is run here.
+    """
+    if done is None:
+        typer.echo("error: say --done (it took effect) or --not-done (it did not)", err=True)
+        raise typer.Exit(int(ExitCode.USAGE))
+
+    def action() -> None:
+        from runner.log import configure_logging
+        from runner.services.migrate import resolve as resolve_service
+
+        settings = _settings(project_dir)
+        configure_logging(settings)
+        resolve_service(settings, version, statement, done=done, lock_wait=lock_timeout)
 
     _guarded(action)
 

@@ -13,6 +13,7 @@ flaky network, and should not retry one that met a typo in its settings.
     │   └── PipelineNotFoundError     exit 3  no module for the requested name
     ├── NotReadyError                 exit 4  warehouse unreachable / schema behind
     ├── AlreadyRunningError           exit 5  another run holds the lock
+    │   └── WarehouseBusyError        exit 5  another process has the embedded warehouse open
     ├── InterruptedRunError           exit 130 SIGTERM / SIGINT, stopped between batches
     └── PipelineError                 exit 1  a step of a run failed
         ├── FatalError                exit 1  retrying will not help (bad data, bad SQL)
@@ -21,7 +22,8 @@ flaky network, and should not retry one that met a typo in its settings.
             └── WarehouseUnavailableError
 
 ``PipelineError`` carries the pipeline, step and window it happened in, so the single
-line the operator sees says where to look.
+line the operator sees says where to look.  That line goes through :func:`printable`,
+which also scrubs secrets (:mod:`runner.redaction`), the same scrubber as the logs.
 """
 
 from __future__ import annotations
@@ -29,13 +31,20 @@ from __future__ import annotations
 import re
 from enum import IntEnum
 
+from runner.redaction import scrub_text
+
 # Control characters (line breaks, terminal escapes) that hostile input may put in a message.
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def printable(text: str) -> str:
-    """``text`` as one line that cannot move the cursor: control characters shown escaped."""
-    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
+    """``text`` as one line fit for a terminal: secrets scrubbed, control characters escaped."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), scrub_text(text))
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line the CLI prints on stderr for ``exc``."""
+    return f"error: {printable(str(exc))}"
 
 
 class ExitCode(IntEnum):
@@ -81,6 +90,10 @@ class AlreadyRunningError(RunnerError):
     """Another run of the same pipeline (and window) holds the lock."""
 
     exit_code = ExitCode.ALREADY_RUNNING
+
+
+class WarehouseBusyError(AlreadyRunningError):
+    """Another runner process has the embedded warehouse open (chDB admits one per path)."""
 
 
 class InterruptedRunError(RunnerError):

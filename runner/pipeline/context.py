@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from runner.errors import InterruptedRunError
+from runner.errors import FatalError, InterruptedRunError
 from runner.state.watermarks import RunState
 
 if TYPE_CHECKING:
@@ -33,6 +33,27 @@ QUARANTINE_TABLE = "_quarantine"
 #: Extracted batches a run remembers the position of (those in flight: prefetched,
 #: being transformed, being loaded), to find the source records of quarantined rows.
 SOURCE_BATCHES = 8
+
+
+@runtime_checkable
+class RejectSink(Protocol):
+    """A step that keeps rows other steps reject, e.g. ``validate(on_error="skip")``.
+
+    A flow hands its context the first of its transforms that is one (and says so with
+    ``takes_rejected``); see :meth:`RunContext.reject`.
+    """
+
+    @property
+    def takes_rejected(self) -> bool:
+        """Whether this step, as configured, keeps rejected rows instead of failing."""
+
+    def take_rejected(
+        self, ctx: RunContext, rows: list[dict[str, Any]], reasons: list[str], step: str
+    ) -> None:
+        """Store rejected rows (and count them against the step's budget)."""
+
+    def check_rejected(self, ctx: RunContext) -> None:
+        """At the end of the extraction: fail if the rejected rows exceed the budget."""
 
 
 @dataclass
@@ -146,6 +167,8 @@ class RunContext:
         self._warehouse: Warehouse | None = None
         self._step_state: dict[int, dict[str, Any]] = {}
         self.sources: SourceBatches | None = None  # set by a flow for its extractor
+        #: where rejected rows go (set by a flow from its transforms); None: the run fails
+        self.reject_sink: RejectSink | None = None
         self.stats.setdefault(self.node, StepStats())
 
     @property
@@ -219,12 +242,12 @@ class RunContext:
             return found
         import pyarrow as pa
 
+        taken = batch.take(pa.array(list(indices), pa.int64()))
         try:
-            records = sources.extractor.source_records(self, [first + i for i in indices])
+            records = sources.extractor.source_records(self, [first + i for i in indices], taken)
         except Exception as exc:  # noqa: BLE001 - an error path must not fail on its extras
             self.log.warning("source records not read", error=str(exc))
             return found
-        taken = batch.take(pa.array(list(indices), pa.int64()))
         names = taken.schema.names
         for position, index in enumerate(indices):
             record = records.get(first + index)
@@ -271,4 +294,22 @@ class RunContext:
         self.warehouse.insert_arrow(QUARANTINE_TABLE, batch)
         self.node_stats.rows_quarantined += len(records)
         self.log.warning("rows quarantined", step=step, rows=len(records), table=QUARANTINE_TABLE)
+        return len(records)
+
+    def reject(
+        self, rows: Sequence[Mapping[str, Any]], reason: str | Sequence[str], step: str
+    ) -> int:
+        """Rows a step cannot pass on (a line that does not parse, a time in no window).
+
+        The flow decides what happens to them: with a ``validate(on_error="skip")`` step
+        they go to the quarantine table and count toward its ``max_invalid``; otherwise
+        the run fails with the first reason, which names the file, line and field.
+        """
+        records = [dict(row) for row in rows]
+        if not records:
+            return 0
+        reasons = [reason] * len(records) if isinstance(reason, str) else list(reason)
+        if self.reject_sink is None:
+            raise FatalError(reasons[0])
+        self.reject_sink.take_rejected(self, records, reasons, step)
         return len(records)

@@ -27,7 +27,7 @@ from runner.errors import (
     RetriableError,
     RunnerError,
 )
-from runner.pipeline.context import RunContext, SourceBatches, StepStats
+from runner.pipeline.context import RejectSink, RunContext, SourceBatches, StepStats
 from runner.pipeline.spec import PipelineSpec
 from runner.pipeline.steps import Extractor, Loader, Step, Transformer
 
@@ -111,6 +111,17 @@ class FlowPipeline(Pipeline):
             "load": self.loader.describe(),
         }
 
+    def reject_sink(self) -> RejectSink | None:
+        """The first transform keeping rows other steps reject (``validate(on_error="skip")``).
+
+        Rows a reader cannot parse or place in the window go there (to the quarantine,
+        counted against that step's ``max_invalid``); without one they fail the run.
+        """
+        for transformer in self.transformers:
+            if isinstance(transformer, RejectSink) and transformer.takes_rejected:
+                return transformer
+        return None
+
     def run(self, ctx: RunContext) -> None:
         """Stream batches from the extractor through the transforms into the loader.
 
@@ -126,6 +137,7 @@ class FlowPipeline(Pipeline):
         success = False
         handed = 0
         ctx.sources = SourceBatches(self.extractor)
+        ctx.reject_sink = self.reject_sink()
         try:
             self.loader.open(ctx)
             step = self.extractor
@@ -271,6 +283,10 @@ class _Prefetch:
                 if not self._put((raw_rows, batch)):
                     return
                 raw_rows = None
+            sink = ctx.reject_sink
+            if sink is not None and isinstance(sink, Step):
+                step = sink
+                sink.check_rejected(ctx)
             self._put(None)
         except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
             self._put(_Failure(step, exc, raw_rows))

@@ -45,14 +45,18 @@ class Extractor(Step):
     def extract(self, ctx: RunContext) -> Iterable[Any]:
         """Yield RecordBatches, Tables, lists of row dicts or row dicts."""
 
-    def source_records(self, ctx: RunContext, rows: Sequence[int]) -> Mapping[int, Any]:
+    def source_records(
+        self, ctx: RunContext, rows: Sequence[int], held: pa.RecordBatch
+    ) -> Mapping[int, Any]:
         """Records as the source held them, by row number in this run (0-based, in order).
 
-        Used only to quarantine a row as it really was: an Arrow batch cannot tell a key
-        the record lacked from a null one.  Rows the extractor cannot give are left out
-        (the default gives none, and the row is stored as the batch holds it).
+        ``held`` holds the same rows as this extractor yielded them, in the order of
+        ``rows`` (so a record can be checked against its row).  Used only to quarantine a
+        row as it really was: an Arrow batch cannot tell a key the record lacked from a
+        null one.  Rows the extractor cannot give, or cannot prove to be the right ones,
+        are left out (the default gives none, and the row is stored as the batch holds it).
         """
-        del ctx, rows
+        del ctx, rows, held
         return {}
 
 

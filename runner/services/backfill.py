@@ -13,11 +13,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import ConfigError, InterruptedRunError, RunnerError
+from runner.errors import ConfigError, InterruptedRunError, RunnerError, printable
 from runner.log import get_logger
 from runner.pipeline.backfill import BackfillPlan, make_plan, parse_step, plan_windows
 from runner.pipeline.windows import Window, parse_instant
@@ -173,7 +172,7 @@ def _outcome_of(future: Future[tuple[str, dict[str, Any]]]) -> tuple[str, dict[s
     except InterruptedRunError:
         return "cancelled", {}
     except RunnerError as exc:
-        return f"failed: {exc}", {}
+        return f"failed: {printable(str(exc))}", {}
 
 
 def window_status(
@@ -195,11 +194,10 @@ def window_status(
     latest: dict[tuple[Any, Any], RunRecord] = {}
     for record in runs:  # oldest first: the last one wins
         latest[record.window_start, record.window_end] = record
-    stale = timedelta(seconds=settings.stale_after_seconds)
-    return [_status_row(w, latest.get((w.start, w.end)), stale) for w in windows]
+    return [_status_row(settings, w, latest.get((w.start, w.end))) for w in windows]
 
 
-def _status_row(window: Window, record: RunRecord | None, stale: timedelta) -> dict[str, Any]:
+def _status_row(settings: Settings, window: Window, record: RunRecord | None) -> dict[str, Any]:
     from runner.services.status import shown_status
 
     row: dict[str, Any] = {
@@ -209,7 +207,7 @@ def _status_row(window: Window, record: RunRecord | None, stale: timedelta) -> d
     }
     if record is not None:
         row |= {
-            "status": shown_status(record, stale),
+            "status": shown_status(settings, record),
             "run_id": record.run_id,
             "trigger": record.trigger,
             "rows_loaded": record.rows_loaded,

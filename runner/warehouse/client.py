@@ -51,6 +51,7 @@ RETRIABLE_CODES = frozenset(
     }
 )
 UNKNOWN_DATABASE = 81
+READONLY = 164
 _CODE = re.compile(r"Code: (\d+)")
 
 
@@ -112,6 +113,10 @@ def parse_url(url: str, database: str | None = None) -> tuple[WarehouseTarget, s
             raise ConfigError(
                 f"invalid warehouse URL {shown!r}: use chdb:///absolute/path (three slashes)"
             )
+        if parts.query or parts.fragment:
+            raise ConfigError(
+                f"invalid warehouse URL {shown!r}: a chdb:// URL takes no query or fragment"
+            )
         target = WarehouseTarget(
             embedded=True, path=Path(unquote(parts.path)), database=database or DEFAULT_DATABASE
         )
@@ -137,6 +142,38 @@ def parse_url(url: str, database: str | None = None) -> tuple[WarehouseTarget, s
     raise ConfigError(f"invalid warehouse URL {shown!r}: scheme must be chdb, http or https")
 
 
+# What chDB keeps in a warehouse directory; a non-empty directory with none of them is not one.
+_CHDB_ENTRIES = ("metadata", "data", "store")
+
+
+def embedded_directory(path: Path) -> Path:
+    """``path`` made ready for the embedded engine, or a ConfigError naming the setting.
+
+    chDB writes ``data/``, ``metadata/`` and ``store/`` into the directory it is given,
+    so a filesystem root or a directory already holding other files is refused rather
+    than littered.
+    """
+    where = f"RUNNER_WAREHOUSE_URL chdb://{path}"
+    if path == Path(path.anchor):
+        raise ConfigError(f"{where}: the embedded warehouse needs its own directory, not {path}")
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{where}: {path} is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        entries = {entry.name for entry in path.iterdir()}
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(
+            f"{where}: cannot use {path} as the warehouse directory: {reason}"
+        ) from None
+    if entries and not entries.intersection(_CHDB_ENTRIES):
+        raise ConfigError(
+            f"{where}: {path} holds other files and no chDB warehouse; "
+            "point the URL at an empty or new directory"
+        )
+    return path
+
+
 def translate_error(exc: BaseException, action: str) -> PipelineError:
     """Map a clickhouse-connect exception to the framework's fatal/retriable split."""
     from clickhouse_connect.driver import exceptions as ch
@@ -146,6 +183,11 @@ def translate_error(exc: BaseException, action: str) -> PipelineError:
     code = int(match.group(1)) if match else None
     if isinstance(exc, ch.OperationalError) or (code is not None and code in RETRIABLE_CODES):
         return WarehouseUnavailableError(f"{action}: {message}")
+    if code == READONLY:
+        return FatalError(
+            f"{action}: the ClickHouse user may only read (its `readonly` setting is on), and "
+            f"this needs to write: use a user with write grants ({message})"
+        )
     return FatalError(f"{action}: {message}")
 
 
@@ -193,18 +235,18 @@ class Warehouse:
             from clickhouse_connect.driver import exceptions as ch
         except ImportError as exc:  # pragma: no cover - dependency is mandatory
             raise ConfigError(f"clickhouse-connect is not installed: {exc}") from None
+        if target.embedded:
+            try:
+                import chdb  # noqa: F401
+            except ImportError:
+                raise ConfigError(
+                    "the embedded engine needs chDB: pip install 'pipeline-runner[embedded]',"
+                    " or set RUNNER_WAREHOUSE_URL to a ClickHouse server"
+                ) from None
+            from runner.warehouse.embedded import open_embedded
+
+            return open_embedded(embedded_directory(target.path or Path()))
         try:
-            if target.embedded:
-                try:
-                    import chdb  # noqa: F401
-                except ImportError:
-                    raise ConfigError(
-                        "the embedded engine needs chDB: pip install 'pipeline-runner[embedded]',"
-                        " or set RUNNER_WAREHOUSE_URL to a ClickHouse server"
-                    ) from None
-                path = target.path or Path()
-                path.mkdir(parents=True, exist_ok=True)
-                return clickhouse_connect.get_client(interface="chdb", path=str(path))
             password = (
                 settings.clickhouse_password.get_secret_value()
                 if settings.clickhouse_password
@@ -223,13 +265,8 @@ class Warehouse:
                 autogenerate_session_id=False,
             )
         except ch.Error as exc:
-            hint = (
-                " (chDB admits one process per warehouse path: is another runner using it?)"
-                if target.embedded
-                else ""
-            )
             raise NotReadyError(
-                f"cannot connect to {target.describe()}: {str(exc).splitlines()[0]}{hint}"
+                f"cannot connect to {target.describe()}: {str(exc).splitlines()[0]}"
             ) from None
 
     @property

@@ -80,13 +80,17 @@ class FileLock(Lock):
             except Timeout:
                 raise self._refusal(wait) from None
             except OSError as exc:
-                raise ConfigError(f"cannot lock {self.path}: {exc.strerror or exc}") from exc
+                raise ConfigError(
+                    f"RUNNER_LOCK_DIR: cannot lock {self.path}: {exc.strerror or exc}"
+                ) from exc
             held = Holder(identity=self.identity, acquired_at=datetime.now(UTC))
             try:
                 self._write_sidecar(held)
             except OSError as exc:
                 self._flock.release()
-                raise ConfigError(f"cannot write {self.holder_path}: {exc.strerror}") from exc
+                raise ConfigError(
+                    f"RUNNER_LOCK_DIR: cannot write {self.holder_path}: {exc.strerror}"
+                ) from exc
             self._held = held
         self._log.debug("lock acquired", path=str(self.path))
 

@@ -313,6 +313,30 @@ class Validate(Transformer):
             reasons.append(why)
         return records, reasons
 
+    @property
+    def takes_rejected(self) -> bool:
+        """With ``on_error="skip"`` rows a reader rejects are quarantined like invalid ones."""
+        return self.on_error == "skip"
+
+    def take_rejected(
+        self, ctx: RunContext, rows: list[dict[str, Any]], reasons: list[str], step: str
+    ) -> None:
+        """Quarantine rows an earlier step rejected; they count toward ``max_invalid``.
+
+        A count budget is checked at once; a fraction when this step next sees rows, or
+        when the extraction ends (the rows kept beside the rejected ones come later).
+        """
+        counts = self._counts(ctx)
+        counts.seen += len(rows)
+        counts.invalid += len(rows)
+        ctx.quarantine(rows, reasons, step=step)
+        if not isinstance(self.max_invalid, float):
+            self._check_budget(counts)
+
+    def check_rejected(self, ctx: RunContext) -> None:
+        """Check the budget once the extraction is over."""
+        self._check_budget(self._counts(ctx))
+
     def _first_invalid(self, exc: ValidationError, seen: int) -> FatalError:
         errors = exc.errors(include_url=False, include_context=False, include_input=False)
         index = min(int(e["loc"][0]) for e in errors)
