@@ -830,6 +830,12 @@ STAGED = {
         )
     """,
 }
+# a second pipeline loading the same table: its runs see the first one's staging tables,
+# whose runs it does not mark failed itself (that is done per pipeline)
+STAGED["restaged_pipeline.py"] = STAGED["staged_pipeline.py"].replace(
+    'el(\n            "staged"', 'el(\n            "restaged"'
+)
+assert '"restaged"' in STAGED["restaged_pipeline.py"]
 STAGED_TABLE = """
     CREATE TABLE {{database}}.staged (id UInt32, ts DateTime('UTC'))
     ENGINE = MergeTree PARTITION BY toDate(ts) ORDER BY id;
@@ -838,8 +844,10 @@ STAGING_TABLES = (
     "SELECT name FROM system.tables WHERE database = 'analytics' "
     "AND name LIKE 'staged\\_\\_staging\\_%' ORDER BY name"
 )
+# A heartbeat goes stale only after an hour: a killed run is found dead by its free
+# liveness lock (file locks), at once, not by waiting for its heartbeat to age.
 FAST = {"RUNNER_BATCH_ROWS": "50", "RUNNER_INSERT_ROWS": "50", "RUNNER_INSERT_THREADS": "1",
-        "RUNNER_HEARTBEAT_SECONDS": "0.2", "RUNNER_STALE_AFTER_SECONDS": "1"}  # fmt: skip
+        "RUNNER_HEARTBEAT_SECONDS": "0.2", "RUNNER_STALE_AFTER_SECONDS": "3600"}  # fmt: skip
 
 
 def start_killable(project, marker, *args):
@@ -889,18 +897,33 @@ def test_staging_tables_of_killed_runs_are_dropped_by_the_next_runs(tmp_path):
     assert query(project, STAGING_TABLES) == []
     assert day_rows(project, "2026-01-01") == (1000, 0, 999)
 
-    # a killed run of day 2 leaves one; a run of another window drops it once that run
-    # is known dead (its heartbeat is older than RUNNER_STALE_AFTER_SECONDS)
+    # a killed run of day 2 leaves one; a run of another window drops it at once (the
+    # killed run is proven dead by its free liveness lock, though its heartbeat is fresh)
     kill_me = start_killable(project, marker, "run", "staged", *day2)
     wait_for(Path(f"{marker}-02"))
     kill(kill_me)
     assert len(query(project, STAGING_TABLES)) == 1
-    time.sleep(1.5)
-    runner(project, "run", "staged", "--start", "2026-01-03", "--end", "2026-01-04", **FAST)
+    later = runner(project, "run", "staged", "--start", "2026-01-03", "--end", "2026-01-04", **FAST)
+    dropped = [json.loads(x) for x in later.stdout.splitlines() if "staging table dropped" in x]
+    assert len(dropped) == 1
     assert query(project, STAGING_TABLES) == []
     assert day_rows(project, "2026-01-01") == (1000, 0, 999)  # untouched
     assert day_rows(project, "2026-01-02")[0] == 0  # the killed run swapped nothing
     assert day_rows(project, "2026-01-03") == (1000, 0, 999)
+
+    # a run of another pipeline loading the table does not mark the killed run failed
+    # (that is per pipeline): the staging cleanup asks the run's liveness lock itself
+    kill_me = start_killable(project, marker, "run", "staged", "--start", "2026-01-04",
+                             "--end", "2026-01-05")  # fmt: skip
+    wait_for(Path(f"{marker}-04"))
+    kill(kill_me)
+    other = runner(project, "run", "restaged", "--start", "2026-01-05", "--end", "2026-01-06",
+                   **FAST)  # fmt: skip
+    dropped = [json.loads(x) for x in other.stdout.splitlines() if "staging table dropped" in x]
+    assert len(dropped) == 1
+    assert "liveness lock" in dropped[0]["reason"], dropped
+    assert query(project, STAGING_TABLES) == []
+    assert day_rows(project, "2026-01-05") == (1000, 0, 999)
 
 
 def test_a_killed_parallel_backfill_leaves_no_staging_after_it_is_rerun(tmp_path):
@@ -914,7 +937,6 @@ def test_a_killed_parallel_backfill_leaves_no_staging_after_it_is_rerun(tmp_path
     wait_for(Path(f"{marker}-02"))
     kill(kill_me)
     assert len(query(project, STAGING_TABLES)) == 2  # both windows were staging
-    time.sleep(1.5)
     again = runner(project, "backfill", "run", "staged", *window, "--parallelism", "2", **FAST)
     finished = [json.loads(x) for x in again.stdout.splitlines() if "window finished" in x]
     assert [f["status"] for f in finished] == ["succeeded", "succeeded"]

@@ -7,10 +7,12 @@ a run drops the orphans among this table's staging tables:
 
 * those of its own pipeline node and window start but another run: the run holds that
   window's lock (``run:<pipeline>:<window start>``), so their run is dead;
-* those of other windows whose run is over according to the run history (finished, or
-  its heartbeat older than ``RUNNER_STALE_AFTER_SECONDS``).  Backfill windows of one
-  pipeline run at the same time, each holding only its own window's lock, so a live
-  window's staging table is never touched;
+* those of other windows whose run is over: finished according to the run history, or
+  proven dead by :func:`runner.state.liveness.run_liveness` (with file locks its free
+  liveness lock proves a SIGKILLed run dead at once; otherwise a heartbeat older than
+  ``RUNNER_STALE_AFTER_SECONDS``).  Backfill windows of one pipeline run at the same
+  time, each holding only its own window's lock, so a live window's staging table is
+  never touched;
 * those without a readable owner (made by an older version) or whose run the history
   does not know, once older than a day.
 
@@ -24,7 +26,6 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from runner.errors import RunnerError
@@ -157,10 +158,9 @@ def _run_over(ctx: RunContext, owner: Owner) -> str | None:
         return None
     if record.status != "running":
         return f"its run {owner.run_id} ({owner.window_start}) {record.status}"
-    stale = timedelta(seconds=ctx.settings.stale_after_seconds)
-    if record.heartbeat_at < datetime.now(UTC) - stale:
-        return (
-            f"its run {owner.run_id} ({owner.window_start}) stopped sending heartbeats at "
-            f"{record.heartbeat_at.isoformat()}"
-        )
-    return None
+    from runner.state.liveness import run_liveness
+
+    verdict = run_liveness(ctx.settings, record)
+    if verdict.alive:
+        return None
+    return f"its run {owner.run_id} ({owner.window_start}) is dead: {verdict.reason}"
