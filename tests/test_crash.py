@@ -194,7 +194,7 @@ STAGING = "SELECT count() FROM system.tables WHERE database = 'analytics' AND na
 
 def test_sigterm_mid_run_cancels_and_shows_nothing_partial(project):
     runner(project, "migrate")
-    [[staging_before]] = query(project, STAGING)  # killed runs leave theirs (dropped after a day)
+    [[staging_before]] = query(project, STAGING)  # orphans are dropped by the next runs
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -27,7 +27,7 @@ from runner.errors import (
     RetriableError,
     RunnerError,
 )
-from runner.pipeline.context import RejectSink, RunContext, StepStats
+from runner.pipeline.context import RejectSink, RunContext, SourceBatches, StepStats
 from runner.pipeline.spec import PipelineSpec
 from runner.pipeline.steps import Extractor, Loader, Step, Transformer
 
@@ -135,6 +135,8 @@ class FlowPipeline(Pipeline):
         stats.status = "running"
         step: Step = self.loader
         success = False
+        handed = 0
+        ctx.sources = SourceBatches(self.extractor)
         ctx.reject_sink = self.reject_sink()
         try:
             self.loader.open(ctx)
@@ -154,7 +156,8 @@ class FlowPipeline(Pipeline):
                         continue
                     step = self.loader
                     self.loader.write(batch, ctx)
-                    stats.rows_loaded += batch.num_rows
+                    handed += batch.num_rows
+                    stats.rows_loaded = self._rows_loaded(ctx, handed)
                     step = self.extractor
             success = True
         except Exception as exc:
@@ -167,8 +170,18 @@ class FlowPipeline(Pipeline):
                 if success:
                     stats.status = "failed"
                     raise _in_step(ctx, self.loader, exc) from exc
+            finally:
+                stats.rows_loaded = self._rows_loaded(ctx, handed)
         stats.status = "succeeded"
         ctx.log.info("flow finished", node=ctx.node, **stats.as_dict())
+
+    def _rows_loaded(self, ctx: RunContext, handed: int) -> int:
+        """What the loader confirmed written, else the rows handed to it."""
+        try:
+            written = self.loader.rows_written(ctx)
+        except Exception:  # noqa: BLE001 - a count must never change the run's outcome
+            return handed
+        return handed if written is None else written
 
 
 #: Batches extracted and transformed ahead of the loader (bounds the memory of a flow to
@@ -249,12 +262,16 @@ class _Prefetch:
         raw_rows: int | None = None
         source: Any = None
         batches: Iterator[pa.RecordBatch] | None = None
+        first_row = 0  # run-row number of the next extracted row (for source records)
         try:
             source = flow.extractor.extract(ctx)
             batches = to_batches(source, ctx.batch_rows)
             for raw in batches:
                 ctx.check_cancelled()
                 raw_rows = raw.num_rows
+                if ctx.sources is not None:
+                    ctx.sources.note(raw, first_row)
+                first_row += raw_rows
                 batch: pa.RecordBatch | None = raw
                 for transformer in flow.transformers:
                     step = transformer

@@ -173,7 +173,7 @@ class RunHistory:
         return [self._record(row) for row in rows]
 
     def get(self, pipeline: str, run_id: str) -> RunRecord | None:
-        """One run as stored now (``None`` when unknown)."""
+        """One run's latest record, or None when the history does not know it."""
         rows = self.warehouse.query_rows(
             f"SELECT {', '.join(COLUMNS[:-1])} FROM {self.table} FINAL "  # nosec B608
             "WHERE pipeline = {p:String} AND run_id = {r:String}",

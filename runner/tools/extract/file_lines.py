@@ -26,10 +26,15 @@ _READ = 1 << 20
 
 @dataclass(frozen=True)
 class Line:
-    """One line of a file: its 1-based number and its bytes (without the line break)."""
+    """One line of a file: its 1-based number and its bytes (without the line break).
+
+    ``record`` counts the non-blank lines before it (a reader's 0-based row number when
+    every line holds one record).
+    """
 
     number: int
     text: bytes
+    record: int = -1
 
 
 @dataclass(frozen=True)
@@ -97,12 +102,12 @@ def numbered_lines(
                 continue
             seen += 1
             if seen > skip:
-                yield Line(number, text.removesuffix(b"\r"))
+                yield Line(number, text.removesuffix(b"\r"), seen - 1)
         if rest:
             parts.append(rest)
     text = b"".join(parts)
     if text and not blank(text) and seen + 1 > skip:
-        yield Line(number + 1, text.removesuffix(b"\r"))
+        yield Line(number + 1, text.removesuffix(b"\r"), seen)
 
 
 def record_line(stream: pa.NativeFile, record: int, blank: Callable[[bytes], bool]) -> int | None:
@@ -161,13 +166,21 @@ def _split(
     return list(block), []
 
 
+@dataclass(frozen=True)
+class Parsed:
+    """A block's rows and the lines they were parsed from (one row per line if counts agree)."""
+
+    table: pa.Table
+    lines: list[Line]
+
+
 def recover(
     lines: Iterator[Line],
     parser: LineParser,
     *,
     block_size: int,
     on_rejected: Callable[[list[Rejected]], None],
-) -> Iterator[pa.Table]:
+) -> Iterator[Parsed]:
     """Parse ``lines`` block by block; a failing block down to its bad lines.
 
     ``on_rejected`` is called with a block's bad lines before any row of that block is
@@ -179,6 +192,7 @@ def recover(
 
     errors = (pa.ArrowException, ValueError, UnicodeDecodeError)
     for block in blocks(lines, block_size):
+        good = block
         try:
             table = parser.parse([line.text for line in block])
         except errors:
@@ -197,7 +211,7 @@ def recover(
             if table is None:
                 continue
         parser.fix(table)
-        yield table
+        yield Parsed(table, good)
 
 
 def short(value: object, limit: int = 60) -> str:

@@ -5,7 +5,9 @@
 batches to it, keeps the rows of the window (``file_window``) and, after a row that does
 not fit, reads the rest of a text file line by line (``file_lines``), rejecting the bad
 rows through ``ctx.reject``.  The format readers in ``files`` fill in how a file is
-opened and how its errors read.
+opened and how its errors read.  Readers with ``keeps_records`` (JSON Lines) also note
+each row's entry and record number, cut with the rows, so the quarantine can store a row
+as its line held it (``source_records``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from runner.batches import split
 from runner.errors import ConfigError, FatalError, printable
@@ -23,6 +25,7 @@ from runner.pipeline.steps import Extractor
 from runner.tools.extract.file_archives import Entry, UnreadableFile, entries, open_stream
 from runner.tools.extract.file_lines import (
     LineParser,
+    Parsed,
     Rejected,
     is_blank_line,
     numbered_lines,
@@ -38,6 +41,7 @@ from runner.tools.extract.file_paths import (
     resolve_paths,
 )
 from runner.tools.extract.file_window import TimeFilter, check_time_column
+from runner.tools.extract.source_records import UNKNOWN, RecordNumbers, SourceRows, number_at
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -75,6 +79,8 @@ class _Reading:
     rows: int = 0  # rows parsed so far (inside the window or not)
     kept: int = 0  # rows inside the window
     recovering: bool = False  # reading line by line after a row that did not fit
+    origins: SourceRows | None = None  # where rows came from (readers keeping records)
+    records: pa.Int64Array | None = None  # record numbers of the latest recovered batch
 
 
 class FileSource(Extractor):
@@ -83,6 +89,9 @@ class FileSource(Extractor):
     label: ClassVar[str] = "file"
     #: Re-read a file line by line after a row-level error (CSV and JSON Lines).
     recovers: ClassVar[bool] = False
+    #: Note each row's entry and record number, to find its record for the quarantine
+    #: (JSON Lines: a batch cannot tell a missing key from a null; see source_records).
+    keeps_records: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -186,6 +195,23 @@ class FileSource(Extractor):
 
     def extract(self, ctx: RunContext) -> Iterator[pa.RecordBatch]:
         """Yield every file's rows (of the window, with ``time_column``) in bounded batches."""
+        if not self.keeps_records:
+            yield from self._batches(ctx, None)
+            return
+        origins = SourceRows(self.blank, self.filename_column)
+        ctx.step_state(self)["source_rows"] = origins
+        first_row = 0
+        for batch in self._batches(ctx, origins):
+            origins.handed(batch, first_row)
+            first_row += batch.num_rows
+            yield batch
+
+    def source_rows(self, ctx: RunContext) -> SourceRows | None:
+        """Where this run's rows came from (readers that keep records, once extracting)."""
+        found = ctx.step_state(self).get("source_rows")
+        return found if isinstance(found, SourceRows) else None
+
+    def _batches(self, ctx: RunContext, origins: SourceRows | None) -> Iterator[pa.RecordBatch]:
         target = self.fixed_schema
         shape = _Shape(target, "the given schema" if target is not None else "the given columns")
         gather = _Gather(ctx.batch_rows)
@@ -210,15 +236,22 @@ class FileSource(Extractor):
                     ctx.log.warning(
                         "file content differs from its name", path=shown, detail=entry.note
                     )
-                yield from self._read_entry(entry, shape, gather, ctx)
+                yield from self._read_entry(entry, shape, gather, ctx, origins)
         yield from gather.flush()
 
     def _read_entry(
-        self, entry: Entry, shape: _Shape, gather: _Gather, ctx: RunContext
+        self,
+        entry: Entry,
+        shape: _Shape,
+        gather: _Gather,
+        ctx: RunContext,
+        origins: SourceRows | None,
     ) -> Iterator[pa.RecordBatch]:
+        if origins is not None:
+            origins.opened(entry)
         try:
             with ExitStack() as stack:
-                reading = self._open(entry, shape, ctx, stack)
+                reading = self._open(entry, shape, ctx, stack, origins)
                 if reading is None:
                     return
                 while (batch := self._next_batch(reading)) is not None:
@@ -230,7 +263,12 @@ class FileSource(Extractor):
         ctx.log.debug("file read", path=entry.shown, rows=reading.rows, rows_in_window=reading.kept)
 
     def _open(
-        self, entry: Entry, shape: _Shape, ctx: RunContext, stack: ExitStack
+        self,
+        entry: Entry,
+        shape: _Shape,
+        ctx: RunContext,
+        stack: ExitStack,
+        origins: SourceRows | None,
     ) -> _Reading | None:
         """Open one file and check its columns; None for an empty file."""
         import pyarrow as pa
@@ -244,11 +282,11 @@ class FileSource(Extractor):
             if str(exc).startswith(_EMPTY_INPUT):
                 ctx.log.info("file is empty", path=entry.shown)
                 return None
-            reading = _Reading(entry, shape, ctx, stack, iter(()))
+            reading = _Reading(entry, shape, ctx, stack, iter(()), origins=origins)
             self._read_lines(reading, exc)  # the first block already held a bad row
             return reading
         self._open_checks(schema, shape, entry.shown)
-        return _Reading(entry, shape, ctx, stack, batches)
+        return _Reading(entry, shape, ctx, stack, batches, origins=origins)
 
     def _next_batch(self, reading: _Reading) -> pa.RecordBatch | None:
         """The reader's next batch; after a row-level error, the line-by-line reader's."""
@@ -282,8 +320,11 @@ class FileSource(Extractor):
             return None
         batch = self.finish_batch(batch)
         parsed = batch.num_rows
+        numbers = self._record_numbers(reading, parsed)
         if self.time_filter is not None:
-            batch = self._in_window(batch, reading)
+            batch, numbers = self._in_window(batch, reading, numbers)
+        if reading.origins is not None and numbers is not None:
+            reading.origins.rows(reading.entry, numbers)
         reading.rows += parsed
         reading.kept += batch.num_rows
         if self.filename_column is not None:
@@ -325,6 +366,8 @@ class FileSource(Extractor):
         )
 
         def rejected(bad: list[Rejected]) -> None:
+            if reading.origins is not None:
+                reading.origins.rejected(entry, [r.line.record for r in bad])
             reasons = [
                 printable(f"{self.label} file {entry.shown}: line {r.line.number}: {r.reason}")
                 for r in bad
@@ -334,9 +377,37 @@ class FileSource(Extractor):
             ctx.reject([r.why.record for r in bad], reasons, step=self.step_name)
 
         block_size = getattr(self, "block_size", DEFAULT_BLOCK_SIZE)
-        tables = recover(lines, parser, block_size=block_size, on_rejected=rejected)
-        reading.batches = (batch for table in tables for batch in table.to_batches())
+        parsed = recover(lines, parser, block_size=block_size, on_rejected=rejected)
+        reading.batches = self._recovered(parsed, reading)
         reading.recovering = True
+
+    @staticmethod
+    def _recovered(parsed: Iterator[Parsed], reading: _Reading) -> Iterator[pa.RecordBatch]:
+        """The batches of the recovered rows; with their lines' record numbers if kept."""
+        import pyarrow as pa
+
+        for block in parsed:
+            numbers = [line.record for line in block.lines]
+            if len(numbers) != block.table.num_rows:  # a line held two values: rows unknown
+                numbers = [UNKNOWN] * block.table.num_rows
+            offset = 0
+            for batch in block.table.to_batches():
+                if reading.origins is not None:
+                    chunk = numbers[offset : offset + batch.num_rows]
+                    reading.records = cast("pa.Int64Array", pa.array(chunk, pa.int64()))
+                offset += batch.num_rows
+                yield batch
+
+    def _record_numbers(self, reading: _Reading, parsed: int) -> RecordNumbers | None:
+        """The record numbers of the ``parsed`` rows just read (None: not kept)."""
+        if reading.origins is None:
+            return None
+        if reading.recovering:
+            numbers = reading.records
+            reading.records = None
+            return numbers
+        first = self.header_records + reading.rows  # pyarrow's rows: one per record
+        return range(first, first + parsed)
 
     @property
     def header_records(self) -> int:
@@ -348,8 +419,13 @@ class FileSource(Extractor):
         """Which lines the reader skips."""
         return is_blank_line
 
-    def _in_window(self, batch: pa.RecordBatch, reading: _Reading) -> pa.RecordBatch:
-        """The rows inside the run's window; rows without a usable time are rejected."""
+    def _in_window(
+        self, batch: pa.RecordBatch, reading: _Reading, numbers: RecordNumbers | None
+    ) -> tuple[pa.RecordBatch, RecordNumbers | None]:
+        """The rows inside the run's window (and their record numbers, cut alike).
+
+        Rows without a usable time are rejected.
+        """
         assert self.time_filter is not None  # noqa: S101 - only called with a filter
         entry, ctx, rows_before = reading.entry, reading.ctx, reading.rows
         try:
@@ -372,8 +448,34 @@ class FileSource(Extractor):
                 printable(f"{self.label} file {entry.shown}: {at}: {why}")
                 for at, why in zip(where, cut.reasons, strict=True)
             ]
-            ctx.reject(batch.take(cut.unusable).to_pylist(), reasons, step=self.step_name)
-        return cut.inside
+            ctx.reject(
+                self._dropped(batch, cut.unusable, reading, numbers), reasons, self.step_name
+            )
+        if cut.kept is None or numbers is None:
+            return cut.inside, numbers
+        return cut.inside, _kept_numbers(numbers, cut.kept)
+
+    def _dropped(
+        self,
+        batch: pa.RecordBatch,
+        indices: list[int],
+        reading: _Reading,
+        numbers: RecordNumbers | None,
+    ) -> list[dict[str, Any]]:
+        """Rows the reader rejects, for the quarantine: as the file held them where proven."""
+        taken = batch.take(indices)
+        rows: list[dict[str, Any]] = taken.to_pylist()
+        origins, ctx = reading.origins, reading.ctx
+        if origins is None or numbers is None or ctx.reject_sink is None:
+            return rows  # no records kept, or the run fails on the first row anyway
+        try:
+            found = origins.dropped(reading.entry, [number_at(numbers, i) for i in indices], taken)
+        except Exception as exc:  # noqa: BLE001 - an error path must not fail on its extras
+            ctx.log.warning("source records not read", path=reading.entry.shown, error=str(exc))
+            return rows
+        return [
+            row if record is None else dict(record) for row, record in zip(rows, found, strict=True)
+        ]
 
     def _error(self, shown: str, detail: str) -> FatalError:
         return FatalError(printable(f"{self.label} file {shown}: {detail}"))
@@ -486,6 +588,17 @@ class _Gather:
         if len(self.pending) == 1:
             return self.pending[0]
         return pa.Table.from_batches(self.pending).combine_chunks().to_batches()[0]
+
+
+def _kept_numbers(numbers: RecordNumbers, kept: pa.BooleanArray) -> RecordNumbers:
+    """``numbers`` filtered as the rows were (a null in ``kept`` drops the row)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(numbers, range):
+        positions = pc.indices_nonzero(pc.fill_null(kept, False)).cast(pa.int64())
+        return cast("pa.Int64Array", pc.add(positions, numbers.start))
+    return cast("pa.Int64Array", numbers.filter(kept))
 
 
 def _not_utf8(exc: UnicodeDecodeError) -> str:

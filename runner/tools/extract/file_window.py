@@ -58,6 +58,9 @@ class Split:
     inside: pa.RecordBatch
     unusable: list[int]  # row indices in the original batch
     reasons: list[str]
+    #: the filter that made ``inside`` (null: dropped), None when every row is inside;
+    #: applied to whatever else goes with the rows (their record numbers)
+    kept: pa.BooleanArray | None = None
 
 
 class TimeFilter:
@@ -96,9 +99,15 @@ class TimeFilter:
         reasons += [f"{self.column!r} is empty: the row belongs to no window"] * len(empty)
         low, high = _ceil_ticks(window.start, rate), _ceil_ticks(window.end, rate)
         keep = pc.and_(pc.greater_equal(ticks, low), pc.less(ticks, high))
-        inside = batch.filter(keep) if keep.false_count or keep.null_count else batch
+        cut = keep.false_count or keep.null_count
+        inside = batch.filter(keep) if cut else batch
         order = sorted(range(len(unusable)), key=unusable.__getitem__)
-        return Split(inside, [unusable[i] for i in order], [reasons[i] for i in order])
+        return Split(
+            inside,
+            [unusable[i] for i in order],
+            [reasons[i] for i in order],
+            keep if cut else None,
+        )
 
     def row_groups(self, metadata: pq.FileMetaData, window: Window) -> list[int]:
         """Row groups that may hold rows of the window (all, when statistics are missing)."""

@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runner.errors import ConfigError
 from runner.tools.extract import file_csv, file_jsonl
@@ -284,6 +284,7 @@ class JsonLinesSource(FileSource):
     name = "read_jsonl"
     label = "JSONL"
     recovers = True
+    keeps_records = True
 
     def __init__(
         self,
@@ -354,6 +355,13 @@ class JsonLinesSource(FileSource):
         """Parse lines into the run's schema; keys beyond a given schema are ignored."""
         del entry
         return file_jsonl.JsonLineParser(target, ignore_unexpected=self.schema is not None)
+
+    def source_records(
+        self, ctx: RunContext, rows: Sequence[int], held: pa.RecordBatch
+    ) -> Mapping[int, Any]:
+        """The JSON objects of run rows ``rows`` as the files hold them (see source_records)."""
+        origins = self.source_rows(ctx)
+        return {} if origins is None else origins.records(rows, held)
 
     def row_hint(self, rejected: Rejected) -> str:
         """For a key the schema does not know: how to name the fields."""
