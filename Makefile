@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 WINDOW := --start 2026-01-01 --end 2026-01-08
 
-.PHONY: setup demo test lint typecheck pytest bench e2e clean
+.PHONY: setup demo test lint typecheck pytest bench bench-http e2e clean
 
 setup: $(STAMP)
 
@@ -41,6 +41,9 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py --out benchmarks/results
+
+bench-http: $(STAMP)
+	$(BIN)/python benchmarks/over_http.py --out benchmarks/results
 
 e2e: $(STAMP)
 	bash k8s/tools/e2e_kind.sh

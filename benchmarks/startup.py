@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import yaml  # type: ignore[import-untyped]  # PyYAML, a runner dependency; no stubs
+
 REPO = Path(__file__).resolve().parent.parent
 CHART = REPO / "charts" / "pipeline-runner"
 RUN_FILES = 500
@@ -78,6 +80,9 @@ def measure(workdir: Path, repeat: int) -> dict[str, float]:
     rendered = make_project(workdir / "render", RENDER_FILES)
     chart = rendered / "charts" / "pipeline-runner"
     shutil.copytree(CHART, chart)
+    # the chart's own values configure the example `exports`, which this project lacks
+    values = chart / "values.yaml"
+    values.write_text(yaml.safe_dump(yaml.safe_load(values.read_text()) | {"pipelines": {}}))
 
     def fresh_chart() -> None:
         shutil.rmtree(chart / "templates" / "pipelines", ignore_errors=True)

@@ -1,4 +1,9 @@
-"""EL: gzip-compressed CSV event files into the MergeTree history table ``events``."""
+"""EL: gzip-compressed CSV event files into the MergeTree history table ``events``.
+
+One file per UTC day (``events_YYYYMMDD.csv.gz``): a run opens only the files of its
+window's days and keeps only the rows whose ``ts`` lies in its window, so an hourly run
+adds that hour's events, and a re-run of a window adds nothing (deduplication tokens).
+"""
 
 import pyarrow as pa
 
@@ -16,7 +21,8 @@ pipeline = el(
     timeout_seconds=1800,
     resources={"cpu_request": "250m", "memory_request": "512Mi", "memory_limit": "1Gi"},
     extract=read_csv(
-        DATA / "events" / "*.csv.gz",
+        DATA / "events" / "events_{window_start:%Y%m%d}.csv.gz",
+        time_column="ts",
         column_types={
             "event_id": pa.uint64(),
             "customer_id": pa.uint32(),

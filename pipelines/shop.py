@@ -13,8 +13,10 @@ from runner.pipeline.kinds import Pipeline
 
 DATA = Path(__file__).parent / "data"
 
-# Revenue per day and country for the run's window, computed inside ClickHouse; the
-# window bounds are bound parameters, never formatted into the SQL.
+# Revenue per (UTC) day and country for the days that end inside the run's window,
+# computed inside ClickHouse from all of each day's events: the daily run at 00:15 covers
+# [yesterday 00:15, today 00:15) and recomputes yesterday whole; a window that ends no day
+# computes nothing.  The window bounds are bound parameters, never formatted into the SQL.
 DAILY_REVENUE_SQL = """
 SELECT
     toDate(ts)                              AS day,
@@ -24,14 +26,15 @@ SELECT
     uniqExactIf(customer_id, type = 'purchase') AS buyers,
     now64(3)                                AS computed_at
 FROM events
-WHERE ts >= {window_start:DateTime64(3, 'UTC')} AND ts < {window_end:DateTime64(3, 'UTC')}
+WHERE ts >= toStartOfDay({window_start:DateTime64(3, 'UTC')})
+  AND ts < toStartOfDay({window_end:DateTime64(3, 'UTC')})
 GROUP BY day, country
 ORDER BY day, country
 """
 
 
 def daily_revenue(name: str, schedule: str | None = None) -> Pipeline:
-    """ELT: aggregate events into daily_revenue for the window.
+    """ELT: aggregate events into daily_revenue for the days that end inside the window.
 
     Deduplication tokens are off: a re-run of a window must replace the figures when
     late events arrived, and the ReplacingMergeTree keeps the newest computed_at.

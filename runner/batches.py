@@ -30,10 +30,20 @@ def split(batch: pa.RecordBatch, max_rows: int) -> Iterator[pa.RecordBatch]:
 
 
 def from_rows(rows: list[Row], schema: pa.Schema | None = None) -> pa.RecordBatch:
-    """Build one batch from row dicts, with a clear error for rows Arrow cannot type."""
+    """Build one batch from row dicts, with a clear error for rows Arrow cannot type.
+
+    Without a schema the columns are every key of every row, in order of first
+    appearance: ``from_pylist`` alone takes the first row's keys and silently drops keys
+    that appear only in later rows.
+    """
     import pyarrow as pa
 
     try:
+        if schema is None and rows:
+            names = list(rows[0])
+            if not set().union(*rows).issubset(names):  # C loops; the ordered scan if needed
+                names = list(dict.fromkeys(key for row in rows for key in row))
+                return pa.RecordBatch.from_pydict({n: [r.get(n) for r in rows] for n in names})
         return pa.RecordBatch.from_pylist(rows, schema=schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
         raise FatalError(f"rows cannot be converted to Arrow: {exc}") from None

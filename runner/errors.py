@@ -13,17 +13,22 @@ flaky network, and should not retry one that met a typo in its settings.
     │   ├── PipelineDefinitionError   exit 3  a pipeline module that cannot be used
     │   └── PipelineNotFoundError     exit 3  no module for the requested name
     ├── NotReadyError                 exit 4  warehouse unreachable / schema behind
+    │   └── DatabaseMissingError      exit 4  the database does not exist (not migrated yet)
     ├── AlreadyRunningError           exit 5  another run holds the lock
+    │   └── WarehouseBusyError        exit 5  another process has the embedded warehouse open
     ├── InterruptedRunError           exit 130 SIGTERM / SIGINT, stopped between batches
     └── PipelineError                 exit 1  a step of a run failed
         ├── FatalError                exit 1  retrying will not help (bad data, bad SQL)
         │   └── ValidationFailedError exit 1  too many rows failed validation
         └── RetriableError            exit 75 transient (network, 5xx, ClickHouse overload)
             └── WarehouseUnavailableError exit 75
+                └── OutcomeUnknownError   exit 75 a write was sent, its answer lost: not re-sent
 
 ``PipelineError`` carries the pipeline, step and window it happened in, so the single
-line the operator sees says where to look.  ``EXIT_CODES`` describes every code once; the
-README's table and ``runner --help`` are checked against it.
+line the operator sees says where to look.  That line goes through :func:`printable`,
+which also scrubs secrets (:mod:`runner.redaction`), the same scrubber as the logs.
+``EXIT_CODES`` describes every code once; the README's table and ``runner --help`` are
+checked against it.
 """
 
 from __future__ import annotations
@@ -32,13 +37,20 @@ import re
 from dataclasses import dataclass
 from enum import IntEnum
 
+from runner.redaction import scrub_text
+
 # Control characters (line breaks, terminal escapes) that hostile input may put in a message.
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def printable(text: str) -> str:
-    """``text`` as one line that cannot move the cursor: control characters shown escaped."""
-    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
+    """``text`` as one line fit for a terminal: secrets scrubbed, control characters escaped."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), scrub_text(text))
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line the CLI prints on stderr for ``exc``."""
+    return f"error: {printable(str(exc))}"
 
 
 class ExitCode(IntEnum):
@@ -76,13 +88,14 @@ EXIT_CODES: dict[ExitCode, ExitCodeDoc] = {
     ExitCode.USAGE: ExitCodeDoc(
         "command-line usage error: an unknown option, a bad `--start`/`--end` (or one without "
         "the other, or outside 1900 to 2299), `--step`, `--param`; a write in `runner query` "
-        "without `--write`",
+        "without `--write`; `runner migrate resolve` without `--done` or `--not-done`",
         "fix the manifest",
         "usage error (fix the command)",
     ),
     ExitCode.CONFIG: ExitCodeDoc(
         "configuration error: settings, a pipeline file (or no file for the name), "
-        "a cron string, a migration file",
+        "a cron string, a migration file or name; a migration statement only "
+        "`runner migrate resolve` can settle; an embedded warehouse that is not writable",
         "fix and redeploy",
         "configuration error (settings, pipeline file, cron, migration)",
     ),
@@ -92,7 +105,10 @@ EXIT_CODES: dict[ExitCode, ExitCodeDoc] = {
         "not ready (warehouse unreachable, schema behind)",
     ),
     ExitCode.ALREADY_RUNNING: ExitCodeDoc(
-        "already running (lock held by another run)", "skip", "already running (lock held)"
+        "already running or busy: a lock held by another run, or the embedded warehouse open "
+        "in another runner process",
+        "skip",
+        "already running or busy (lock held, embedded warehouse open elsewhere)",
     ),
     ExitCode.TEMPFAIL: ExitCodeDoc(
         "transient failure (network, 5xx, ClickHouse overload)",
@@ -100,7 +116,8 @@ EXIT_CODES: dict[ExitCode, ExitCodeDoc] = {
         "transient failure (a retry may succeed)",
     ),
     ExitCode.INTERRUPTED: ExitCodeDoc(
-        "interrupted by SIGTERM/SIGINT; stopped between batches",
+        "interrupted by SIGTERM/SIGINT: a run stopped between batches, any other wait at "
+        "once, locks released",
         "retry",
         "interrupted (SIGTERM/SIGINT)",
     ),
@@ -143,10 +160,18 @@ class NotReadyError(RunnerError):
     exit_code = ExitCode.NOT_READY
 
 
+class DatabaseMissingError(NotReadyError):
+    """The target database does not exist yet: `runner migrate` has not created it."""
+
+
 class AlreadyRunningError(RunnerError):
     """Another run of the same pipeline (and window) holds the lock."""
 
     exit_code = ExitCode.ALREADY_RUNNING
+
+
+class WarehouseBusyError(AlreadyRunningError):
+    """Another runner process has the embedded warehouse open (chDB admits one per path)."""
 
 
 class InterruptedRunError(RunnerError):
@@ -213,3 +238,12 @@ class RetriableError(PipelineError):
 
 class WarehouseUnavailableError(RetriableError):
     """ClickHouse did not answer, or answered with a transient error."""
+
+
+class OutcomeUnknownError(WarehouseUnavailableError):
+    """A write reached the server but its answer was lost (reset, timeout): it may have run.
+
+    Sending it again could apply it twice (an insert without a deduplication token, an
+    ``INSERT`` in a migration), so it is not retried in the process; the run fails as
+    transient and a re-run of the window (which every load mode makes exact) follows.
+    """

@@ -6,14 +6,18 @@ and embedding code can construct their own.
 
 from __future__ import annotations
 
+from base64 import b64encode
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from runner.errors import ConfigError
+from runner.redaction import register_environment, register_secret
 
 ENV_PREFIX = "RUNNER_"
 
@@ -145,6 +149,27 @@ class Settings(BaseSettings):
     image: str | None = Field(
         default=None, description="Image of this pod (set by the chart; `runner check` compares)."
     )
+    disabled_pipelines: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Pipelines the release renders no CronJob for (JSON list; set by the chart's "
+            "`helm test` pod, so `runner check` judges what the chart intended)."
+        ),
+    )
+    pipeline_images: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Pipelines whose CronJob runs another image than RUNNER_IMAGE (JSON object "
+            "pipeline -> image; set by the chart's `helm test` pod)."
+        ),
+    )
+    schema_wait_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
+        default=0.0,
+        description=(
+            "How long a run waits for the database to reach this code's migrations "
+            "before it gives up (exit 4); 0 refuses at once."
+        ),
+    )
     log_format: LogFormat = Field(default=LogFormat.AUTO, description="auto, json or console.")
     log_level: str = Field(default="info", description="debug, info, warning or error.")
     log_dir: Path | None = Field(
@@ -178,6 +203,26 @@ class Settings(BaseSettings):
             return check_identifier(value, what="database")
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
+
+    def model_post_init(self, context: Any, /) -> None:  # noqa: ARG002 - pydantic's signature
+        """Tell the scrubber this process's secrets, so no message can show them."""
+        for secret in self._secrets():
+            register_secret(secret)
+        register_environment()
+
+    def _secrets(self) -> Iterator[str]:
+        """Every secret value: SecretStr fields, the URL's password, the Basic credentials."""
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                yield value.get_secret_value()
+        user, written, password = _url_credentials(self.warehouse_url or "")
+        yield from (written, password)
+        if self.clickhouse_password:
+            password = self.clickhouse_password.get_secret_value()
+        if password:  # what the HTTP client sends as Authorization: Basic
+            user = self.clickhouse_user or user or "default"
+            yield b64encode(f"{user}:{password}".encode()).decode()
 
     def resolve(self, path: Path) -> Path:
         """Resolve a project-relative path."""
@@ -215,10 +260,28 @@ class Settings(BaseSettings):
         return f"chdb://{self.resolve(Path('.warehouse') / 'chdb')}"
 
 
+def _url_credentials(url: str) -> tuple[str, str, str]:
+    """User, password as written and password decoded, from a URL's user info ('' if none)."""
+    try:
+        parts = urlsplit(url)
+        user, written = parts.username or "", parts.password or ""
+    except ValueError:  # unparsable: the password runs from the first ':' to the last '@'
+        user, _, written = url.partition("://")[2].rpartition("@")[0].partition(":")
+    return unquote(user), written, unquote(written)
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build settings from the environment, turning validation errors into one clear line."""
+    from pydantic_settings import SettingsError
+
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
+    except SettingsError as exc:  # a list or mapping setting that is not JSON
+        import re
+
+        field = re.search(r'field "([a-z_]+)"', str(exc))
+        name = f"{ENV_PREFIX}{field.group(1).upper()}" if field else "a setting"
+        raise ConfigError(f"invalid settings: {name}: not valid JSON") from None
     except ValidationError as exc:
         problems = "; ".join(
             f"{ENV_PREFIX}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"

@@ -6,7 +6,9 @@ or a failed delete precondition, a ``resourceVersion`` bumped on every write, an
 fields (``acquireTime``/``renewTime``) that must carry exactly six fractional digits, as the
 real server's Go parser insists.  Jobs: 409 AlreadyExists on a duplicate name, 422 Invalid on
 a missing or too long (> 63) ``metadata.name``, server-filled uid/resourceVersion/timestamp.
-Tests drive it with the real ``kubernetes`` client.
+Faults on demand: an error status for every call, injected conflicts, and Lease writes that
+commit but are answered late (a client that timed out meanwhile).  Tests drive it with the
+real ``kubernetes`` client.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -48,6 +51,8 @@ class FakeKubeApi:
         self.requests: Counter[str] = Counter()  # by HTTP method
         self.fail_with: int | None = None
         self.conflicts_to_inject = 0  # the next N PUTs answer 409 as if someone wrote first
+        self.slow_writes = 0  # the next N Lease writes are done, then answered this late:
+        self.reply_delay = 0.0  # (a write that commits while its client times out)
         self._rv = 0
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -215,12 +220,18 @@ class FakeKubeApi:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 code, reply = api.handle(self.command, self.path, json.loads(raw) if raw else None)
+                if api.slow_writes and self.command in {"POST", "PUT"} and "/leases" in self.path:
+                    api.slow_writes -= 1
+                    time.sleep(api.reply_delay)
                 data = json.dumps(reply).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(code)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client gave up waiting
 
             do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815
 

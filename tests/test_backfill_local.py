@@ -208,7 +208,7 @@ def test_windows_share_connections_and_one_schema_gate(settings, project, wareho
     from runner.warehouse.client import Warehouse
 
     connects, gates = [], []
-    real_connect, real_gate = Warehouse.connect.__func__, gate.schema_gate
+    real_connect, real_gate = Warehouse.connect.__func__, gate.open_when_ready
 
     def counting_connect(cls, *args, **kwargs):
         connects.append(1)
@@ -219,7 +219,7 @@ def test_windows_share_connections_and_one_schema_gate(settings, project, wareho
         return real_gate(*args, **kwargs)
 
     monkeypatch.setattr(Warehouse, "connect", classmethod(counting_connect))
-    monkeypatch.setattr(gate, "schema_gate", counting_gate)
+    monkeypatch.setattr(gate, "open_when_ready", counting_gate)
     registry = Registry(project / "pipelines")
     todo = plan(settings, registry, "daily", RANGE).todo[:20]
     connects.clear()

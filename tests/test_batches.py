@@ -38,3 +38,15 @@ def test_as_batch_accepts_transform_results():
     assert as_batch([{"a": 3}]).to_pylist() == [{"a": 3}]
     with pytest.raises(FatalError, match="transform returned a str"):
         as_batch("nope")
+
+
+def test_keys_first_seen_in_later_rows_are_kept():
+    """from_pylist alone takes the first row's keys and silently drops the others."""
+    rows = [{"a": 1}, {"a": 2, "b": "x"}, {"c": 3.5, "a": 4}]
+    (batch,) = to_batches(rows, max_rows=10)
+    assert batch.schema.names == ["a", "b", "c"]
+    assert batch.to_pylist() == [
+        {"a": 1, "b": None, "c": None},
+        {"a": 2, "b": "x", "c": None},
+        {"a": 4, "b": None, "c": 3.5},
+    ]

@@ -78,6 +78,10 @@ RANGE = ["--start", "2026-01-01", "--end", "2026-02-01"]
         (["nosuchcommand"], "No such command 'nosuchcommand'"),
         (["status", "--limit", "0"], "Invalid value for '--limit'"),
         (["query", "SELECT 1; SELECT 2"], "one statement at a time: found 2"),
+        (
+            ["migrate", "resolve", "1", "2"],
+            "runner migrate resolve: say --done (it took effect) or --not-done (it did not)",
+        ),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(env, args, message):

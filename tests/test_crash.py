@@ -155,24 +155,37 @@ def test_sigkill_mid_load_then_rerun_loads_every_row_once(project, mode):
     assert dict(statuses) == {"failed": KILLS, "succeeded": 1}
 
 
-def test_two_concurrent_runs_one_refuses(project):
-    runner(project, "migrate")
-    first = subprocess.Popen(
-        [sys.executable, "-m", "runner", "run", "crash_upsert", *WINDOW],
-        env=env_for(project),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+def test_two_concurrent_runs_one_refuses(project, tmp_path):
+    # the first run holds its lock until the second has been refused: no race on timing
+    (project / "pipelines" / "held_pipeline.py").write_text(
+        "import time\nfrom pathlib import Path\nfrom runner import el\n"
+        "def load(batch, ctx):\n"
+        "    Path(ctx.params['entered']).write_text('')\n"
+        "    for _ in range(1200):\n"
+        "        if Path(ctx.params['release']).exists():\n"
+        "            return\n"
+        "        time.sleep(0.05)\n"
+        "pipeline = el('held', extract=[{'i': 1}], load=load)\n"
     )
-    assert first.stdout is not None
-    for line in first.stdout:
-        if '"run started"' in line:
+    runner(project, "migrate")
+    entered, release = tmp_path / "entered", tmp_path / "release"
+    gates = ["-p", f"entered={entered}", "-p", f"release={release}"]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "runner", "run", "held", *WINDOW, *gates],
+        env=env_for(project),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(1200):  # bounded: at most a minute
+        if entered.exists() or first.poll() is not None:
             break
-    second = runner(project, "run", "crash_upsert", *WINDOW, check=False)
-    first.communicate(timeout=60)
+        time.sleep(0.05)
+    second = runner(project, "run", "held", *WINDOW, check=False)
+    release.write_text("")
+    first.wait(timeout=60)
     assert first.returncode == 0
     assert second.returncode == 5
-    assert "run:crash_upsert" in second.stderr
+    assert "run:held" in second.stderr
     assert "held by" in second.stderr
 
 
@@ -181,7 +194,7 @@ STAGING = "SELECT count() FROM system.tables WHERE database = 'analytics' AND na
 
 def test_sigterm_mid_run_cancels_and_shows_nothing_partial(project):
     runner(project, "migrate")
-    [[staging_before]] = query(project, STAGING)  # killed runs leave theirs (dropped after a day)
+    [[staging_before]] = query(project, STAGING)  # orphans are dropped by the next runs
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -47,3 +47,98 @@ def test_console_renderer_on_a_tty():
     text = out.getvalue()
     assert "hello" in text
     assert not text.lstrip().startswith("{")
+
+
+def test_tracebacks_nested_values_and_messages_are_scrubbed_in_stdout_and_the_file(tmp_path):
+    from runner.redaction import register_secret
+
+    secret = "canary-log-0f9e8d7c"
+    register_secret(secret)
+    out = io.StringIO()
+    tee = configure_logging(Settings(log_level="info"), stream=out)
+    tee.open(tmp_path / "run.jsonl")
+    log = get_logger()
+
+    def fail() -> None:
+        raise ValueError(f"bad {secret}")
+
+    try:
+        fail()
+    except ValueError:
+        log.exception("step failed", url=f"https://api/x?sessionid={secret}&page=1")
+    log.info(
+        f"echo {secret}",
+        request={"headers": {"Authorization": "Bearer abc.def"}, "retries": [secret]},
+    )
+    tee.close()
+    written = [out.getvalue(), (tmp_path / "run.jsonl").read_text()]
+    for text in written:
+        assert secret not in text
+        assert "abc.def" not in text
+    failed, echoed = (json.loads(line) for line in out.getvalue().splitlines())
+    assert "ValueError: bad REDACTED" in failed["exception"]
+    assert failed["url"] == "https://api/x?sessionid=REDACTED&page=1"
+    assert echoed["event"] == "echo REDACTED"
+    assert echoed["request"] == {"headers": {"Authorization": REDACTED}, "retries": [REDACTED]}
+
+
+def test_standard_logging_records_go_through_the_same_pipeline(capsys):
+    import logging
+
+    out = io.StringIO()
+    configure_logging(Settings(log_level="info"), stream=out)
+    logging.getLogger("urllib3.connectionpool").warning(
+        "retrying GET /items?api_key=%s", "k3y-from-a-library"
+    )
+    # a library's formatting bug, handed to our handler only (pytest's own would raise)
+    bad_record = logging.LogRecord(
+        "bad.library", logging.WARNING, "x", 1, "two %s %s", ("a",), None
+    )
+    [ours] = [h for h in logging.getLogger().handlers if type(h).__name__ == "_ToStructlog"]
+    ours.emit(bad_record)
+    line, bad = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert line["event"] == "retrying GET /items?api_key=REDACTED"
+    assert line["logger"] == "urllib3.connectionpool"
+    assert line["level"] == "warning"
+    assert (bad["event"], bad["template"]) == ("unformattable log record", "two %s %s")
+    assert capsys.readouterr().err == ""  # no "--- Logging error ---" traceback
+
+
+def test_an_unusable_log_dir_is_a_config_error_naming_the_setting(tmp_path):
+    import pytest
+
+    from runner.errors import ConfigError
+
+    (tmp_path / "a-file").write_text("")
+    tee = configure_logging(Settings(), stream=io.StringIO())
+    with pytest.raises(ConfigError, match=r"RUNNER_LOG_DIR: cannot write the run log .*a-file"):
+        tee.open(tmp_path / "a-file" / "orders" / "r1.jsonl")
+
+
+def test_an_uncaught_exception_is_one_scrubbed_line_on_stderr_and_a_logged_traceback(
+    monkeypatch, capsys
+):
+    import sys
+    import threading
+
+    from runner.redaction import register_secret
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)
+    secret = "canary-uncaught-5a4b3c"
+    register_secret(secret)
+    out = io.StringIO()
+    configure_logging(Settings(), stream=out)
+
+    def fail() -> None:
+        raise OSError(f"cannot reach {secret}")
+
+    try:
+        fail()
+    except OSError as exc:
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+    assert capsys.readouterr().err == "error: internal error: OSError: cannot reach REDACTED\n"
+    [line] = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert line["event"] == "unexpected error"
+    assert "Traceback" in line["exception"]
+    assert secret not in out.getvalue()

@@ -32,6 +32,23 @@ PIPELINES = {
         "pipeline = el('inc', schedule='0 * * * *', incremental=True, extract=extract,"
         " load=lambda b: None)\n"
     ),
+    "alive": (
+        "import json\n"
+        "from pathlib import Path\n"
+        "from runner import el\n"
+        "from runner.state.liveness import is_run_alive, liveness_path\n"
+        "from runner.state.runs import new_record\n"
+        "def extract(ctx):\n"
+        "    me = new_record(run_id=ctx.run_id, pipeline='alive', trigger='manual',"
+        " window=ctx.window, image_version='t')\n"
+        "    me.heartbeat_at = me.heartbeat_at.replace(year=2000)\n"
+        "    seen = [str(liveness_path(ctx.settings, ctx.run_id)), is_run_alive(ctx.settings, me)]\n"
+        "    Path(ctx.params['out']).write_text(json.dumps(seen))\n"
+        "    if ctx.params.get('fail'):\n"
+        "        raise ValueError('broke')\n"
+        "    return []\n"
+        "pipeline = el('alive', extract=extract, load=lambda b: None)\n"
+    ),
     "per_window": (
         "from runner import el\n"
         "pipeline = el('per_window', concurrent_windows=True, extract=[{'i': 1}],"
@@ -166,3 +183,75 @@ def test_run_ids_sort_by_time_and_are_unique():
     ids = {new_run_id() for _ in range(100)}
     assert len(ids) == 100
     assert all(len(i.split("-")[0]) == 16 for i in ids)
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_a_run_holds_its_liveness_lock_and_removes_it_once_recorded(
+    settings, registry, warehouse, fail, tmp_path
+):
+    import json
+    from pathlib import Path
+
+    out = tmp_path / "seen.json"
+    params = {"out": str(out), **({"fail": "1"} if fail else {})}
+    if fail:
+        with pytest.raises(FatalError, match="broke"):
+            run_pipeline(settings, registry, "alive", params=params)
+    else:
+        run_pipeline(settings, registry, "alive", params=params)
+    path, alive = json.loads(out.read_text())
+    path = Path(path)
+    assert alive  # held while running, although its heartbeat looked 26 years old
+    assert path.parent == settings.lock_path / "runs"
+    assert not path.exists()  # the outcome is recorded: the proof is not needed
+
+
+def test_a_bad_log_dir_fails_before_the_run_is_recorded(settings, registry, warehouse, tmp_path):
+    from runner.errors import ConfigError
+    from runner.log import RunLogFile
+
+    (tmp_path / "a-file").write_text("")
+    bad = settings.model_copy(update={"log_dir": tmp_path / "a-file"})
+    with pytest.raises(ConfigError, match="RUNNER_LOG_DIR"):
+        run_pipeline(bad, registry, "rows", log_file=RunLogFile())
+    assert RunHistory(warehouse, settings.state_database).recent("rows") == []
+
+
+def test_a_session_hands_out_no_connection_its_schema_gate_closed(
+    settings, registry, warehouse, tmp_path
+):
+    """A refused gate closes its connection: the session's pool must not lend it again."""
+    from runner.errors import NotReadyError
+    from runner.services.migrate import migrate
+    from runner.services.session import RunSession
+    from runner.warehouse.client import Warehouse
+
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    (directory / "0001_t.sql").write_text(
+        "CREATE TABLE {{database}}.t (a UInt8) ENGINE = MergeTree ORDER BY a"
+    )
+    behind = settings.model_copy(update={"migrations_dir": directory})
+    closed = []
+
+    def connect():
+        opened = Warehouse.connect(behind)
+        close = opened.close
+
+        def noted_close():
+            closed.append(opened)
+            close()
+
+        opened.close = noted_close
+        return opened
+
+    with RunSession(behind, connect) as session:
+        with pytest.raises(NotReadyError, match="this code needs 1"):
+            run_pipeline(behind, registry, "rows", session=session)
+        assert len({id(w) for w in closed}) == 1
+        lent = session.pool.acquire()
+        assert lent not in closed
+        session.pool.release(lent)
+        migrate(behind)
+        assert run_pipeline(behind, registry, "rows", session=session).status == "succeeded"
+    assert len({id(w) for w in closed}) == 2  # the refused one; the good one at the end

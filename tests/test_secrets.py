@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from runner.cli import app
@@ -242,6 +243,8 @@ def test_a_bad_warehouse_url_is_refused_without_its_password(project, url):
 def test_runner_render_output_holds_no_secret(project, tmp_path):
     root = project("http://127.0.0.1:9")
     shutil.copytree(CHART, root / "chart")
+    values = root / "chart" / "values.yaml"  # configures the example pipelines only
+    values.write_text(yaml.safe_dump(yaml.safe_load(values.read_text()) | {"pipelines": {}}))
     env = {
         "RUNNER_PROJECT_DIR": str(root),
         "RUNNER_CLICKHOUSE_PASSWORD": CANARY,

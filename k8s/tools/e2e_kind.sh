@@ -13,11 +13,12 @@
 #   3. namespace, Secret with a random password, k8s/clickhouse.yaml, rollout
 #   4. helm upgrade --install (CronJobs suspended, so no scheduled run adds rows); the
 #      pre-install hook must have applied every migration; `helm test` runs `runner check`
-#   5. kubectl create job --from=cronjob/...-events; 28000 rows, counted with clickhouse-client
+#   5. a Job from cronjob/...-events for six days of the sample data (--start/--end
+#      appended to its args); exactly those days' rows, counted with clickhouse-client
 #   6. helm upgrade with the same values: same manifest, CronJobs unchanged, the hook
 #      applied nothing, rows unchanged
 #   7. a two-window backfill: `runner backfill job --from-manifest` | kubectl create -f -;
-#      both indexes succeed, 2 x 28000 more rows, two backfill runs recorded
+#      both indexes succeed, exactly those two hours' rows more, two backfill runs recorded
 #   8. kind delete cluster (unless E2E_KEEP=1)
 #
 # Environment: E2E_CLUSTER (default pipelines-e2e), E2E_NAMESPACE (pipelines), E2E_RELEASE
@@ -35,9 +36,10 @@ PYTHON="${PYTHON:-$REPO/.venv/bin/python}"
 IMAGE_REPOSITORY=pipeline-runner
 IMAGE_TAG="e2e-$(date -u +%Y%m%d%H%M%S)"
 CHART="$REPO/charts/pipeline-runner"
-EVENTS_ROWS=28000
-# Two of the events pipeline's hourly windows, long before anything else this run loads.
-BACKFILL_RANGE=(--start 2026-01-01T00:00:00 --end 2026-01-01T02:00:00)
+# The sample data covers 2026-01-01..07 (UTC); events loads only its window's rows, so the
+# first run takes six days and the backfill two hourly windows of the seventh.
+FIRST_RUN_WINDOW=(--start 2026-01-01 --end 2026-01-07)
+BACKFILL_RANGE=(--start 2026-01-07T00:00:00 --end 2026-01-07T02:00:00)
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/e2e-kind.XXXXXX")"
 export KUBECONFIG="$WORK/kubeconfig"
@@ -145,6 +147,24 @@ MIGRATIONS="$(find "$REPO/migrations" -maxdepth 1 -name '[0-9]*.sql' | wc -l)"
 mapfile -t PIPELINES < <(find "$REPO/pipelines" -maxdepth 1 -name '*_pipeline.py' -printf '%f\n' |
   sed 's/_pipeline\.py$//' | sort)
 
+# Rows of the sample event files with ts in [$1, $2), by the pipeline's own rule (UTC).
+sample_rows() {
+  "$PYTHON" - "$REPO/pipelines/data/events" "$1" "$2" <<'PY'
+import csv, gzip, sys
+from datetime import datetime
+from pathlib import Path
+
+folder, start, end = Path(sys.argv[1]), *map(datetime.fromisoformat, sys.argv[2:])
+count = 0
+for path in sorted(folder.glob("events_*.csv.gz")):
+    with gzip.open(path, "rt", newline="") as handle:
+        count += sum(start <= datetime.fromisoformat(r["ts"]) < end for r in csv.DictReader(handle))
+print(count)
+PY
+}
+FIRST_RUN_ROWS="$(sample_rows "${FIRST_RUN_WINDOW[1]}" "${FIRST_RUN_WINDOW[3]}")"
+BACKFILL_ROWS="$(sample_rows "${BACKFILL_RANGE[1]}" "${BACKFILL_RANGE[3]}")"
+
 # ------------------------------------------------------------------ 1. cluster
 log "1. kind cluster $CLUSTER"
 kind create cluster --name "$CLUSTER" --config "$REPO/k8s/kind-config.yaml" \
@@ -184,14 +204,22 @@ expect_equal "CronJobs" "$(kubectl -n "$NAMESPACE" get cronjobs -o name | wc -l)
 
 # ------------------------------------------------------------------ 5. first run
 events_cronjob="$(name_of cronjobs pipeline-runner/pipeline=events)"
-log "5. kubectl create job --from=cronjob/$events_cronjob"
-kubectl -n "$NAMESPACE" create job --from="cronjob/$events_cronjob" e2e-first-run
+log "5. a Job from cronjob/$events_cronjob for ${FIRST_RUN_WINDOW[*]}"
+# as the README's "Run a pipeline by hand": the CronJob's Job with the window appended
+kubectl -n "$NAMESPACE" create job --from="cronjob/$events_cronjob" e2e-first-run \
+  --dry-run=client -o json |
+  "$PYTHON" -c 'import json, sys
+job = json.load(sys.stdin)
+container = job["spec"]["template"]["spec"]["containers"][0]
+container["args"] = [*container.get("args", []), *sys.argv[1:]]
+json.dump(job, sys.stdout)' "${FIRST_RUN_WINDOW[@]}" |
+  kubectl -n "$NAMESPACE" create -f -
 wait_job e2e-first-run 600
 last_line="$(kubectl -n "$NAMESPACE" logs job/e2e-first-run | tail -n 1)"
 grep -q '"event": "run finished".*"status": "succeeded"' <<<"$last_line" ||
   fail "the first run's last log line is not a succeeded 'run finished': $last_line"
 expect_equal "rows in analytics.events after one run" \
-  "$(clickhouse 'SELECT count() FROM analytics.events')" "$EVENTS_ROWS"
+  "$(clickhouse 'SELECT count() FROM analytics.events')" "$FIRST_RUN_ROWS"
 
 # ------------------------------------------------------------------ 6. upgrade, no change
 log "6. helm upgrade with the same values: nothing may change"
@@ -209,7 +237,7 @@ log "ok: manifest unchanged"
 expect_equal "CronJob generations" "$(generations)" "$before"
 expect_equal "migrations applied by the pre-upgrade hook" "$(migrate_log_applied)" 0
 expect_equal "rows in analytics.events after the upgrade" \
-  "$(clickhouse 'SELECT count() FROM analytics.events')" "$EVENTS_ROWS"
+  "$(clickhouse 'SELECT count() FROM analytics.events')" "$FIRST_RUN_ROWS"
 
 # ------------------------------------------------------------------ 7. backfill
 log "7. two-window backfill Job (runner backfill job --from-manifest | kubectl create -f -)"
@@ -224,7 +252,7 @@ wait_job "$backfill_job" 900
 expect_equal "succeeded indexes of $backfill_job" \
   "$(kubectl -n "$NAMESPACE" get "job/$backfill_job" -o jsonpath='{.status.completedIndexes}')" "0,1"
 expect_equal "rows in analytics.events after the backfill" \
-  "$(clickhouse 'SELECT count() FROM analytics.events')" "$((3 * EVENTS_ROWS))"
+  "$(clickhouse 'SELECT count() FROM analytics.events')" "$((FIRST_RUN_ROWS + BACKFILL_ROWS))"
 expect_equal "succeeded backfill runs recorded" \
   "$(clickhouse "SELECT count() FROM pipeline_runner.runs FINAL
     WHERE pipeline = 'events' AND trigger = 'backfill' AND status = 'succeeded'")" 2

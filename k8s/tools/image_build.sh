@@ -18,7 +18,9 @@
 #   4. Runs both with --read-only --tmpfs /tmp --user 10001:10001: `runner --version`,
 #      `runner list`; with the extra, `runner migrate` and `runner run events` for one
 #      week on an embedded warehouse in /tmp, then counts the loaded rows (28000).
-#      Without it, an embedded URL must fail with the clear configuration error (exit 3).
+#      Without it, an embedded URL must fail with the clear configuration error (exit 3),
+#      and `runner migrate --wait-ready 600` against a ClickHouse that never answers must
+#      run under tini as PID 1 and exit 130 within 30 s of `docker kill --signal TERM`.
 #   5. Prints timings and image sizes; --summary writes them as JSON.
 #
 # Environment: BASE_IMAGE (default pipeline-runner-base:bookworm), IMAGE (default
@@ -55,13 +57,14 @@ while (($#)); do
       shift 2
       ;;
     --keep-tmp) KEEP_TMP=1; shift ;;
-    -h | --help) sed -n '2,29p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h | --help) sed -n '2,31p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "image_build: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/image-build.XXXXXX")"
 DOCKERD_PID=""
+CONTAINERS=()
 DOCKERD_LOG="$WORK/dockerd.log"
 
 log() { printf '[image_build %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
@@ -74,6 +77,9 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 cleanup() {
   local status=$?
+  if ((${#CONTAINERS[@]})); then
+    "$DOCKER" rm --force "${CONTAINERS[@]}" >/dev/null 2>&1 || true
+  fi
   if [[ -n "$DOCKERD_PID" ]]; then
     log "stopping the dockerd this script started (pid $DOCKERD_PID)"
     kill -TERM "$DOCKERD_PID" 2>/dev/null || true
@@ -206,7 +212,8 @@ make_context() {
   local ctx="$WORK/context" path
   mkdir -p "$ctx"
   # Exactly what the Dockerfile and .dockerignore use; a file missing here fails the build.
-  for path in Dockerfile .dockerignore pyproject.toml README.md runner pipelines migrations certs; do
+  for path in Dockerfile .dockerignore pyproject.toml README.md requirements runner pipelines migrations \
+    certs; do
     cp -a "$REPO/$path" "$ctx/"
   done
   local count=0 cert
@@ -325,6 +332,41 @@ check_without_extra() {
   log "$image: an embedded URL fails with exit 3 and a one-line error, as it should"
 }
 
+# SIGTERM while `runner migrate --wait-ready` waits for a ClickHouse that never answers
+# (--network none): tini is PID 1, forwards the signal, and runner exits 130 at once.
+check_sigterm() {
+  local image="$1" cid out status started pid1
+  cid="$("$DOCKER" run --detach --read-only --tmpfs /tmp:rw,exec,mode=1777 --user 10001:10001 \
+    --network none -e RUNNER_WAREHOUSE_URL=http://127.0.0.1:9/analytics -e RUNNER_LOG_FORMAT=json \
+    "$image" migrate --wait-ready 600)"
+  CONTAINERS+=("$cid")
+  for _ in $(seq 1 120); do
+    if "$DOCKER" logs "$cid" 2>&1 | grep -q '"warehouse not ready; retrying"'; then
+      break
+    fi
+    [[ "$("$DOCKER" inspect --format '{{.State.Running}}' "$cid")" == true ]] ||
+      fail "$image: migrate --wait-ready exited before waiting: $("$DOCKER" logs "$cid" 2>&1)"
+    sleep 0.5
+  done
+  "$DOCKER" logs "$cid" 2>&1 | grep -q '"warehouse not ready; retrying"' ||
+    fail "$image: migrate --wait-ready never logged a retry within 60 s"
+  pid1="$("$DOCKER" exec "$cid" cat /proc/1/comm)"
+  [[ "$pid1" == tini ]] || fail "$image: PID 1 is '$pid1', wanted tini"
+  started="$(now)"
+  "$DOCKER" kill --signal TERM "$cid" >/dev/null
+  status="$(timeout 30 "$DOCKER" wait "$cid")" ||
+    fail "$image: still running 30 s after SIGTERM (Kubernetes would SIGKILL it now)"
+  SIGTERM_SECONDS="$(since "$started")"
+  out="$("$DOCKER" logs "$cid" 2>&1)"
+  ((status == 130)) || fail "$image: exited $status after SIGTERM, wanted 130: $out"
+  grep -q '^error: interrupted by SIGTERM$' <<<"$out" ||
+    fail "$image: no one-line 'interrupted by SIGTERM' error: $out"
+  ! grep -q "Traceback" <<<"$out" || fail "$image: a traceback after SIGTERM: $out"
+  SIGTERM_STATUS="$status"
+  "$DOCKER" rm --force "$cid" >/dev/null
+  log "$image: PID 1 is tini; SIGTERM during migrate --wait-ready: exit $status in ${SIGTERM_SECONDS} s"
+}
+
 size_of() { "$DOCKER" image inspect --format '{{.Size}}' "$1"; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.0f MiB", b / 1048576 }'; }
 
@@ -355,6 +397,7 @@ check_common "$IMAGE_EMBEDDED"
 check_embedded "$IMAGE_EMBEDDED"
 check_common "$IMAGE"
 check_without_extra "$IMAGE"
+check_sigterm "$IMAGE"
 RUN_SECONDS="$(since "$STARTED")"
 
 SIZE_BASE="$(size_of "$BASE_IMAGE")"
@@ -382,7 +425,8 @@ if [[ -n "$SUMMARY" ]]; then
   "seconds": {"base": $BASE_SECONDS, "build_embedded": $BUILD_EMBEDDED_SECONDS,
               "build_slim": $BUILD_SLIM_SECONDS, "checks": $RUN_SECONDS, "total": $TOTAL_SECONDS},
   "pipelines": $(printf '"%s",' "${PIPELINES[@]}" | sed 's/^/[/; s/,$/]/'),
-  "events_rows": $ROWS
+  "events_rows": $ROWS,
+  "sigterm": {"exit_code": $SIGTERM_STATUS, "seconds": $SIGTERM_SECONDS}
 }
 EOF
 fi

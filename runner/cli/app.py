@@ -8,7 +8,6 @@ against.
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -44,9 +43,6 @@ class RunnerGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         """Run the command; in standalone mode, exit with its code."""
-        # The driver logs connection failures through stdlib logging, which nothing here
-        # configures (Python would print them as extra lines): the error line says it all.
-        logging.getLogger("clickhouse_connect").addHandler(logging.NullHandler())
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         try:
@@ -125,9 +121,20 @@ app.add_typer(backfill.backfill_app, name="backfill")
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point; SIGTERM/SIGINT stop any command with exit 130.
+
+    The first signal raises SignalStop wherever the command waits (runner.signals), so
+    what it holds is released on the way out; a run turns it into a stop between batches.
+    """
+    from runner.signals import SignalStop, interrupt_on_signals
+
+    interrupt_on_signals()
     try:
         app()
-    except KeyboardInterrupt:
-        typer.echo("error: interrupted", err=True)
+    except (KeyboardInterrupt, SignalStop) as exc:
+        if isinstance(exc, SignalStop):
+            from runner.log import get_logger
+
+            get_logger().warning("stopped by a signal; what was held is released", error=str(exc))
+        typer.echo(f"error: {printable(str(exc) or 'interrupted')}", err=True)
         sys.exit(int(ExitCode.INTERRUPTED))

@@ -1,4 +1,4 @@
-"""``runner migrate [status|repair]``: the project's SQL migrations."""
+"""``runner migrate [status|repair|resolve]``: the project's SQL migrations."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 
 from runner.cli.output import print_table
 from runner.cli.shared import Output, OutputOption, ProjectOption, guarded, settings
-from runner.errors import ExitCode, printable
+from runner.errors import ExitCode, UsageError, printable
 
 migrate_app = typer.Typer(
     help="Apply, inspect and repair the SQL migrations in migrations/.",
@@ -87,10 +87,10 @@ def migrate_status(
     wait_ready: WaitReadyOption = 0.0,
     project_dir: ProjectOption = None,
 ) -> int:
-    """Show each migration file: applied, partial, pending, changed or missing.
+    """Show each migration file: applied, partial, pending, changed, unresolved or missing.
 
     Exits 0 at head, 4 when migrations are pending or partial (a readiness check), 3 when an
-    applied file was changed.
+    applied file was changed or a statement's outcome needs `runner migrate resolve`.
     """
     from runner.migrate.apply import FileState
     from runner.services.migrate import status as status_service
@@ -114,7 +114,7 @@ def migrate_status(
         )
     for problem in (f.problem for f in report.files if f.problem):
         typer.echo(f"error: {printable(problem)}", err=True)
-    if any(f.state is FileState.CHANGED for f in report.files):
+    if any(f.state in {FileState.CHANGED, FileState.UNRESOLVED} for f in report.files):
         return int(ExitCode.CONFIG)
     return 0 if report.at_head else int(ExitCode.NOT_READY)
 
@@ -133,3 +133,35 @@ def migrate_repair(lock_timeout: LockWaitOption = 300.0, project_dir: ProjectOpt
     current = settings(project_dir)
     configure_logging(current)
     repair_service(current, lock_wait=lock_timeout)
+
+
+@migrate_app.command("resolve")
+@guarded
+def migrate_resolve(
+    version: Annotated[int, typer.Argument(help="The file's version number.")],
+    statement: Annotated[int, typer.Argument(help="The statement's number in the file.")],
+    done: Annotated[
+        bool | None,
+        typer.Option(
+            "--done/--not-done",
+            help="It took effect (skip it), or it did not (run it next time).",
+            show_default=False,
+        ),
+    ] = None,
+    lock_timeout: LockWaitOption = 300.0,
+    project_dir: ProjectOption = None,
+) -> None:
+    """Settle a statement whose run was cut off and whose effect cannot be looked up.
+
+    `runner migrate status` names it and says what to check; nothing is run here.
+    """
+    if done is None:
+        raise UsageError(
+            "runner migrate resolve: say --done (it took effect) or --not-done (it did not)"
+        )
+    from runner.log import configure_logging
+    from runner.services.migrate import resolve as resolve_service
+
+    current = settings(project_dir)
+    configure_logging(current)
+    resolve_service(current, version, statement, done=done, lock_wait=lock_timeout)

@@ -1,11 +1,18 @@
 """Backfill Jobs: one batch/v1 Indexed Job per backfill, built from the pipeline's CronJob.
 
-The Job is made the way ``kubectl create job --from=cronjob/<name>`` makes one (the
+The Job is made much as ``kubectl create job --from=cronjob/<name>`` makes one (the
 CronJob's job template with its labels and annotations, ``cronjob.kubernetes.io/instantiate:
-manual``, a controller ownerReference to a live CronJob), so image, service account,
-security contexts, secrets and resources are exactly the scheduled runs'.  It then becomes
-an Indexed Job: completion index ``i`` runs window ``i`` of ``RUNNER_BACKFILL_WINDOWS``
-(Kubernetes sets ``JOB_COMPLETION_INDEX`` in each pod), each index retried on its own.
+manual``), so image, service account, security contexts, secrets and resources are exactly
+the scheduled runs'.  It then becomes an Indexed Job: completion index ``i`` runs window
+``i`` of ``RUNNER_BACKFILL_WINDOWS`` (Kubernetes sets ``JOB_COMPLETION_INDEX`` in each
+pod), each index retried on its own.
+
+Unlike kubectl's, it has no ownerReference to the CronJob: the CronJob controller counts
+every Job it controls against ``successfulJobsHistoryLimit``/``failedJobsHistoryLimit``
+and deletes the oldest, so a finished backfill would vanish after a few scheduled runs.
+``ttlSecondsAfterFinished`` (copied from the CronJob) removes it instead.  It is not
+Helm's either: ``helm.sh/chart`` is dropped and ``app.kubernetes.io/managed-by`` says
+``pipeline-runner``, so tools that track Helm's objects do not adopt or prune it.
 
 Everything is a plain dict in the Kubernetes JSON shape (camelCase keys), so one code path
 serves a CronJob read from the API server and one rendered by ``helm template``.
@@ -54,6 +61,14 @@ MAX_ENV_STRING_BYTES = 131_072
 MAX_PARALLELISM = 100_000
 MAX_NAME_LENGTH = 63  # a Job's name is also a label value on its pods
 PER_INDEX_ACTIONS = frozenset({"FailJob", "FailIndex", "Ignore", "Count"})
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "pipeline-runner"
+HELM_CHART_LABEL = "helm.sh/chart"
+#: Exits that concern one window only: the run failed on its data (1) or another run
+#: holds the window (5).  They fail their index; other final exits fail the whole Job.
+PER_WINDOW_EXITS = (int(ExitCode.FAILED), int(ExitCode.ALREADY_RUNNING))
+#: One run's deadline when the CronJob has none (the chart's cronjob.activeDeadlineSeconds).
+DEFAULT_RUN_DEADLINE_SECONDS = 7200
 REQUEST_TIMEOUT_SECONDS = 30.0
 _BACKFILL_ID = re.compile(r"[0-9a-f]{8}")
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
@@ -143,6 +158,7 @@ def build_backfill_job(
     backfill_id: str,
     backoff_limit_per_index: int = 2,
     max_failed_indexes: int | None = None,
+    active_deadline_seconds: int | None = None,
 ) -> dict[str, Any]:
     """An Indexed Job running ``windows`` (index ``i`` runs ``windows[i]``) from ``cronjob``.
 
@@ -153,22 +169,25 @@ def build_backfill_job(
       uses up its own retries, not the whole backfill's.
     - ``backoffLimit`` removed: set, it caps the failures of all indexes together and
       defeats per-index retries (unset, it defaults to MaxInt32 with backoffLimitPerIndex).
-    - ``activeDeadlineSeconds`` removed: it bounds one scheduled run, a backfill runs many.
+    - ``activeDeadlineSeconds``: one run's deadline (the CronJob's, else
+      ``DEFAULT_RUN_DEADLINE_SECONDS``) times the waves of ``parallelism`` windows times
+      the tries per window, so a stuck backfill ends; ``active_deadline_seconds`` sets it.
       ``ttlSecondsAfterFinished`` stays as in the CronJob.
-    - ``podFailurePolicy``: a ``FailJob`` rule matching exit 5 (another run holds the
-      window's lock) gets a ``FailIndex`` rule for 5 in front of it (and loses 5 from an
-      ``In`` list), so one busy window fails only its index; exits 2 and 3 (usage and
-      configuration: every window would fail alike) still fail the Job.  ``Ignore``,
-      ``Count`` and ``FailIndex`` rules are kept; any other action is refused.
+    - ``podFailurePolicy``: a ``FailJob`` rule matching exit 1 or 5 (the run failed on
+      this window's data, or another run holds the window's lock) gets a ``FailIndex``
+      rule for them in front of it (and loses them from an ``In`` list), so one bad or
+      busy window fails only its index; exits 2 and 3 (usage and configuration: every
+      window would fail alike) still fail the Job.  ``Ignore``, ``Count`` and
+      ``FailIndex`` rules are kept; any other action is refused.
     - the ``runner`` container: args ``backfill index <pipeline>``; env ``RUNNER_TRIGGER=
       backfill`` (replacing the CronJob's), ``RUNNER_BACKFILL_ID`` and
       ``RUNNER_BACKFILL_WINDOWS`` (compact JSON ``[[start, end], ...]`` in index order).
     - pod template labels: ``pipeline-runner/backfill-id``.
 
     The Job's own labels are the job template's plus backfill id, pipeline and
-    ``app.kubernetes.io/component: backfill``; its annotations those kubectl sets plus the
-    range and window count.  The ownerReference is added only for a live CronJob (one with
-    a ``metadata.uid``); a rendered manifest has none.
+    ``app.kubernetes.io/component: backfill``, with Helm's ``helm.sh/chart`` dropped and
+    ``app.kubernetes.io/managed-by: pipeline-runner`` (on its pods too); its annotations
+    those kubectl sets plus the range and window count.  No ownerReference (see above).
     """
     _check_arguments(pipeline, windows, parallelism, backfill_id, backoff_limit_per_index)
     if max_failed_indexes is not None and not 0 <= max_failed_indexes <= len(windows):
@@ -187,7 +206,15 @@ def build_backfill_job(
     windows_json = _windows_json(windows)
 
     spec.pop("backoffLimit", None)
-    spec.pop("activeDeadlineSeconds", None)
+    run_deadline = int(spec.pop("activeDeadlineSeconds", None) or DEFAULT_RUN_DEADLINE_SECONDS)
+    if active_deadline_seconds is None:
+        waves = -(-len(windows) // parallelism)
+        active_deadline_seconds = run_deadline * waves * (backoff_limit_per_index + 1)
+    if active_deadline_seconds < 1:
+        raise ConfigError(
+            f"a backfill's deadline must be 1 s or more, not {active_deadline_seconds}"
+        )
+    spec["activeDeadlineSeconds"] = active_deadline_seconds
     spec["completionMode"] = "Indexed"
     spec["completions"] = len(windows)
     spec["parallelism"] = parallelism
@@ -204,7 +231,8 @@ def build_backfill_job(
             f"{where}: backoffLimitPerIndex needs restartPolicy Never in the pod template, "
             f"not {pod_spec.get('restartPolicy')!r}"
         )
-    pod.setdefault("metadata", {}).setdefault("labels", {})[BACKFILL_ID_LABEL] = backfill_id
+    pod_labels = _not_helms(pod.setdefault("metadata", {}).get("labels") or {})
+    pod["metadata"]["labels"] = pod_labels | {BACKFILL_ID_LABEL: backfill_id}
     container = _runner_container(pod_spec, where)
     container["args"] = ["backfill", "index", pipeline]
     container["env"] = _with_env(
@@ -212,7 +240,7 @@ def build_backfill_job(
         {TRIGGER_ENV: "backfill", ID_ENV: backfill_id, WINDOWS_ENV: windows_json},
     )
 
-    labels = dict(template_meta.get("labels") or {})
+    labels = _not_helms(template_meta.get("labels") or {})
     labels |= {BACKFILL_ID_LABEL: backfill_id, PIPELINE_LABEL: pipeline}
     labels[COMPONENT_LABEL] = "backfill"
     annotations = {INSTANTIATE_ANNOTATION: "manual", **(template_meta.get("annotations") or {})}
@@ -226,18 +254,6 @@ def build_backfill_job(
     if namespace:
         metadata["namespace"] = namespace
     metadata |= {"labels": labels, "annotations": annotations}
-    uid = (cronjob.get("metadata") or {}).get("uid")
-    if uid:
-        # as kubectl: controller, but no blockOwnerDeletion (that needs cronjobs/finalizers)
-        metadata["ownerReferences"] = [
-            {
-                "apiVersion": "batch/v1",
-                "kind": "CronJob",
-                "name": source,
-                "uid": uid,
-                "controller": True,
-            }
-        ]
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}
 
 
@@ -504,9 +520,14 @@ def _with_env(env: list[dict[str, Any]], values: dict[str, str]) -> list[dict[st
     return result
 
 
+def _not_helms(labels: Mapping[str, Any]) -> dict[str, Any]:
+    """``labels`` without Helm's chart label, and managed by pipeline-runner, not Helm."""
+    kept = {k: v for k, v in labels.items() if k != HELM_CHART_LABEL}
+    return kept | {MANAGED_BY_LABEL: MANAGED_BY}
+
+
 def _per_index_policy(policy: dict[str, Any], where: str) -> dict[str, Any]:
     """The pod failure policy for per-index retries (the rule is in build_backfill_job)."""
-    busy = int(ExitCode.ALREADY_RUNNING)
     rules: list[dict[str, Any]] = []
     for number, rule in enumerate(policy.get("rules") or [], start=1):
         action = rule.get("action")
@@ -516,12 +537,13 @@ def _per_index_policy(policy: dict[str, Any], where: str) -> dict[str, Any]:
                 f"Job allows {', '.join(sorted(PER_INDEX_ACTIONS))}"
             )
         codes = rule.get("onExitCodes")
-        if action == "FailJob" and codes and _matches(codes, busy):
-            only_busy = {k: v for k, v in codes.items() if k == "containerName"}
-            only_busy |= {"operator": "In", "values": [busy]}
-            rules.append({"action": "FailIndex", "onExitCodes": only_busy})
+        own = [code for code in PER_WINDOW_EXITS if codes and _matches(codes, code)]
+        if action == "FailJob" and codes and own:
+            per_window = {k: v for k, v in codes.items() if k == "containerName"}
+            per_window |= {"operator": "In", "values": own}
+            rules.append({"action": "FailIndex", "onExitCodes": per_window})
             if codes.get("operator") == "In":
-                rest = [code for code in codes.get("values") or [] if code != busy]
+                rest = [code for code in codes.get("values") or [] if code not in own]
                 if rest:
                     rules.append(rule | {"onExitCodes": codes | {"values": rest}})
                 continue

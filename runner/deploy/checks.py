@@ -2,8 +2,11 @@
 
 Checks, each reported on its own: ClickHouse answers with the configured credentials; its
 schema is at the head of this image's migrations; every pipeline loads; and, inside a
-cluster, every discovered pipeline has its CronJob in this release, running this image.
-The Kubernetes access is read-only (list CronJobs).
+cluster, the release's CronJobs are what the chart intended: one for every pipeline the
+values do not disable (``RUNNER_DISABLED_PIPELINES``), none for a disabled one, each
+running its own image (``RUNNER_PIPELINE_IMAGES`` for per-pipeline overrides, else
+``RUNNER_IMAGE``).  The chart's ``helm test`` pod sets those from the values.  The
+Kubernetes access is read-only (list CronJobs).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import RunnerError
+from runner.redaction import scrub_text
 
 if TYPE_CHECKING:
     from runner.pipeline.discovery import Registry
@@ -27,6 +31,10 @@ class CheckResult:
     name: str
     ok: bool
     detail: str
+
+    def __post_init__(self) -> None:
+        # the detail is often an error echoing a URL or a server's answer: no secrets
+        object.__setattr__(self, "detail", scrub_text(self.detail))
 
 
 def check_deployment(
@@ -44,7 +52,7 @@ def check_deployment(
     else:
         results.append(CheckResult("warehouse", True, warehouse.target.describe()))
         try:
-            schema_gate(settings, warehouse)
+            schema_gate(settings, warehouse, wait_seconds=0)
             results.append(CheckResult("schema", True, "at the head of this image's migrations"))
         except RunnerError as exc:
             results.append(CheckResult("schema", False, str(exc)))
@@ -60,6 +68,16 @@ def check_deployment(
             CheckResult("cronjobs", True, "skipped: not in a release (RUNNER_RELEASE unset)")
         )
         return results
+    known = set(names) | {failure.name for failure in failures}
+    unknown = sorted((set(settings.disabled_pipelines) | set(settings.pipeline_images)) - known)
+    if unknown:
+        results.append(
+            CheckResult(
+                "intended",
+                False,
+                f"the release configures pipelines this image does not have: {', '.join(unknown)}",
+            )
+        )
     results.extend(_cronjobs(settings, names, batch_api))
     return results
 
@@ -95,17 +113,24 @@ def _cronjobs(settings: Settings, names: list[str], batch_api: Any | None) -> li
         pipeline = str((item.metadata.labels or {}).get(PIPELINE_LABEL))
         containers = item.spec.job_template.spec.template.spec.containers
         found[pipeline] = [str(c.image) for c in containers if c.name == "runner"]
+    disabled = set(settings.disabled_pipelines)
     results = []
     for name in names:
         images = found.get(name)
-        if images is None:
+        intended = settings.pipeline_images.get(name) or settings.image
+        whose = "its image override" if name in settings.pipeline_images else "this release's image"
+        if name in disabled:
+            if images is not None:
+                reason = "the pipeline is disabled, yet has a CronJob"
+                results.append(CheckResult(f"cronjob:{name}", False, reason))
+        elif images is None:
             results.append(CheckResult(f"cronjob:{name}", False, "no CronJob in this release"))
-        elif settings.image and settings.image not in images:
+        elif intended and intended not in images:
             results.append(
                 CheckResult(
                     f"cronjob:{name}",
                     False,
-                    f"runs {', '.join(images)}, this release's image is {settings.image}",
+                    f"runs {', '.join(images)}, {whose} is {intended}",
                 )
             )
         else:

@@ -23,11 +23,17 @@ def pod_namespace() -> str | None:
         return None
 
 
-def build_api_client(purpose: str) -> Any:
-    """An ``ApiClient`` for ``purpose`` (named in the error when neither config works)."""
+def build_api_client(purpose: str, *, retries: bool | None = None) -> Any:
+    """An ``ApiClient`` for ``purpose`` (named in the error when neither config works).
+
+    ``retries=False`` turns off urllib3's own retries (three by default, each with a full
+    request timeout), for callers whose deadlines must hold (Lease renewals).
+    """
     from kubernetes import client, config
 
     configuration = client.Configuration()
+    if retries is not None:
+        configuration.retries = retries
     try:
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except config.ConfigException as in_cluster:

@@ -1,7 +1,10 @@
 """Migration files: ``NNNN_description.sql``, split into statements, placeholders filled.
 
-Placeholders ``{{database}}`` and ``{{on_cluster}}`` let one set of files serve every
-environment; ClickHouse's own ``{name:Type}`` parameters are left alone.
+Placeholders ``{{database}}``, ``{{on_cluster}}`` and ``{{cluster}}`` let one set of files
+serve every environment.  They are filled in code only: inside a string literal, a quoted
+identifier or a comment ``{{database}}`` is text and stays as written.  ClickHouse's own
+``{name:Type}`` parameters are left alone.  The naming rule lives in
+:mod:`runner.migrate.naming`, the SQL reading in :mod:`runner.migrate.sqltext`.
 """
 
 from __future__ import annotations
@@ -9,25 +12,25 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runner.errors import ConfigError
+from runner.migrate.naming import parse_name
+from runner.migrate.sqltext import Statement, split_statements, substitute_code
 
-FILE_NAME = re.compile(r"^(\d{4,})_([a-z0-9][a-z0-9_]*)\.sql$")
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+__all__ = [
+    "MigrationFile",
+    "Statement",
+    "discover",
+    "head_version",
+    "split_statements",
+]
+
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-
-
-@dataclass(frozen=True)
-class Statement:
-    """One SQL statement and the line of its file it starts on."""
-
-    sql: str
-    line: int
-
-    @property
-    def checksum(self) -> str:
-        """sha256 of the statement with white space folded (what resuming compares)."""
-        return hashlib.sha256(" ".join(self.sql.split()).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class MigrationFile:
         return split_statements(self.text)
 
     def statements(self, values: dict[str, str]) -> list[Statement]:
-        """The file's statements with placeholders replaced by ``values``."""
+        """The file's statements with placeholders in code replaced by ``values``."""
         out: list[Statement] = []
         for statement in split_statements(self.text):
 
@@ -64,28 +67,39 @@ class MigrationFile:
                     )
                 return values[key]
 
-            out.append(Statement(PLACEHOLDER.sub(fill, statement.sql), statement.line))
+            def fill_code(code: str, fill: Callable[[re.Match[str]], str] = fill) -> str:
+                return PLACEHOLDER.sub(fill, code)
+
+            out.append(Statement(substitute_code(statement.sql, fill_code), statement.line))
         return out
 
 
 def discover(directory: Path) -> list[MigrationFile]:
-    """Every migration file of ``directory`` in version order, with clear errors."""
+    """Every migration file of ``directory`` in version order, with clear errors.
+
+    A name that looks like a migration but breaks the naming rule is an error, never
+    skipped (see :mod:`runner.migrate.naming`).
+    """
     if not directory.is_dir():
         return []
     found: dict[int, MigrationFile] = {}
-    for path in sorted(directory.glob("*.sql")):
-        match = FILE_NAME.fullmatch(path.name)
-        if not match:
+    for path in sorted(directory.iterdir()):
+        try:
+            parsed = parse_name(path.name)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        if parsed is None:
+            continue
+        if not path.is_file():
+            raise ConfigError(f"{path}: named like a migration but is not a file")
+        if parsed.version in found:
             raise ConfigError(
-                f"{path}: migration files are named NNNN_description.sql "
-                "(digits, '_', lower-case words)"
+                f"{path}: version {parsed.version} is also used by "
+                f"{found[parsed.version].path.name}"
             )
-        version = int(match.group(1))
-        if version in found:
-            raise ConfigError(
-                f"{path}: version {version} is also used by {found[version].path.name}"
-            )
-        found[version] = MigrationFile(version, match.group(2), path, path.read_text("utf-8"))
+        found[parsed.version] = MigrationFile(
+            parsed.version, parsed.name, path, path.read_text("utf-8")
+        )
     return [found[v] for v in sorted(found)]
 
 
@@ -96,56 +110,3 @@ def head_version(directory: Path) -> int:
     """
     files = discover(directory)
     return files[-1].version if files else 0
-
-
-def split_statements(text: str) -> list[Statement]:
-    """Split SQL text at semicolons outside quotes and comments."""
-    statements: list[Statement] = []
-    current: list[str] = []
-    start_line = line = 1
-    i, n = 0, len(text)
-    quote: str | None = None
-    started = False
-    while i < n:
-        ch = text[i]
-        nxt = text[i + 1] if i + 1 < n else ""
-        if quote:
-            current.append(ch)
-            if ch == "\\" and nxt:
-                current.append(nxt)
-                i += 1
-            elif ch == quote:
-                quote = None
-        elif ch in "'\"`":
-            if not started:
-                start_line, started = line, True
-            quote = ch
-            current.append(ch)
-        elif ch == "-" and nxt == "-":
-            end = text.find("\n", i)
-            i = n if end == -1 else end
-            continue
-        elif ch == "/" and nxt == "*":
-            end = text.find("*/", i + 2)
-            skipped = text[i : n if end == -1 else end + 2]
-            line += skipped.count("\n")
-            i = n if end == -1 else end + 2
-            continue
-        elif ch == ";":
-            _flush(statements, current, start_line)
-            current, started = [], False
-        else:
-            if not started and not ch.isspace():
-                start_line, started = line, True
-            current.append(ch)
-        if ch == "\n":
-            line += 1
-        i += 1
-    _flush(statements, current, start_line)
-    return statements
-
-
-def _flush(statements: list[Statement], current: list[str], line: int) -> None:
-    sql = "".join(current).strip()
-    if sql:
-        statements.append(Statement(sql, line))

@@ -20,6 +20,7 @@ from types import ModuleType
 
 from runner.errors import PipelineDefinitionError, PipelineNotFoundError, RunnerError
 from runner.pipeline.kinds import Pipeline
+from runner.signals import SignalStop
 
 SUFFIX = "_pipeline.py"
 ATTRIBUTE = "pipeline"
@@ -150,6 +151,9 @@ def _import_file(name: str, path: Path, directory: Path) -> ModuleType:
             raise PipelineDefinitionError(
                 f"{_relative(path)}:{_error_line(exc, path)} {exc}{_origin(exc, path, directory)}"
             ) from None
+        except SignalStop:  # SIGTERM while importing: stop (exit 130), not a broken module
+            sys.modules.pop(module_name, None)
+            raise
         except BaseException as exc:  # noqa: BLE001 - a module may raise anything, even SystemExit
             sys.modules.pop(module_name, None)
             raise PipelineDefinitionError(

@@ -27,7 +27,7 @@ from runner.errors import (
     RetriableError,
     RunnerError,
 )
-from runner.pipeline.context import RunContext, StepStats
+from runner.pipeline.context import RejectSink, RunContext, SourceBatches, StepStats
 from runner.pipeline.spec import PipelineSpec
 from runner.pipeline.steps import Extractor, Loader, Step, Transformer
 
@@ -111,6 +111,17 @@ class FlowPipeline(Pipeline):
             "load": self.loader.describe(),
         }
 
+    def reject_sink(self) -> RejectSink | None:
+        """The first transform keeping rows other steps reject (``validate(on_error="skip")``).
+
+        Rows a reader cannot parse or place in the window go there (to the quarantine,
+        counted against that step's ``max_invalid``); without one they fail the run.
+        """
+        for transformer in self.transformers:
+            if isinstance(transformer, RejectSink) and transformer.takes_rejected:
+                return transformer
+        return None
+
     def run(self, ctx: RunContext) -> None:
         """Stream batches from the extractor through the transforms into the loader.
 
@@ -124,6 +135,9 @@ class FlowPipeline(Pipeline):
         stats.status = "running"
         step: Step = self.loader
         success = False
+        handed = 0
+        ctx.sources = SourceBatches(self.extractor)
+        ctx.reject_sink = self.reject_sink()
         try:
             self.loader.open(ctx)
             step = self.extractor
@@ -142,7 +156,8 @@ class FlowPipeline(Pipeline):
                         continue
                     step = self.loader
                     self.loader.write(batch, ctx)
-                    stats.rows_loaded += batch.num_rows
+                    handed += batch.num_rows
+                    stats.rows_loaded = self._rows_loaded(ctx, handed)
                     step = self.extractor
             success = True
         except Exception as exc:
@@ -155,8 +170,18 @@ class FlowPipeline(Pipeline):
                 if success:
                     stats.status = "failed"
                     raise _in_step(ctx, self.loader, exc) from exc
+            finally:
+                stats.rows_loaded = self._rows_loaded(ctx, handed)
         stats.status = "succeeded"
         ctx.log.info("flow finished", node=ctx.node, **stats.as_dict())
+
+    def _rows_loaded(self, ctx: RunContext, handed: int) -> int:
+        """What the loader confirmed written, else the rows handed to it."""
+        try:
+            written = self.loader.rows_written(ctx)
+        except Exception:  # noqa: BLE001 - a count must never change the run's outcome
+            return handed
+        return handed if written is None else written
 
 
 #: Batches extracted and transformed ahead of the loader (bounds the memory of a flow to
@@ -237,12 +262,16 @@ class _Prefetch:
         raw_rows: int | None = None
         source: Any = None
         batches: Iterator[pa.RecordBatch] | None = None
+        first_row = 0  # run-row number of the next extracted row (for source records)
         try:
             source = flow.extractor.extract(ctx)
             batches = to_batches(source, ctx.batch_rows)
             for raw in batches:
                 ctx.check_cancelled()
                 raw_rows = raw.num_rows
+                if ctx.sources is not None:
+                    ctx.sources.note(raw, first_row)
+                first_row += raw_rows
                 batch: pa.RecordBatch | None = raw
                 for transformer in flow.transformers:
                     step = transformer
@@ -254,6 +283,10 @@ class _Prefetch:
                 if not self._put((raw_rows, batch)):
                     return
                 raw_rows = None
+            sink = ctx.reject_sink
+            if sink is not None and isinstance(sink, Step):
+                step = sink
+                sink.check_rejected(ctx)
             self._put(None)
         except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
             self._put(_Failure(step, exc, raw_rows))

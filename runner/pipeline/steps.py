@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import PipelineDefinitionError
@@ -45,6 +45,20 @@ class Extractor(Step):
     def extract(self, ctx: RunContext) -> Iterable[Any]:
         """Yield RecordBatches, Tables, lists of row dicts or row dicts."""
 
+    def source_records(
+        self, ctx: RunContext, rows: Sequence[int], held: pa.RecordBatch
+    ) -> Mapping[int, Any]:
+        """Records as the source held them, by row number in this run (0-based, in order).
+
+        ``held`` holds the same rows as this extractor yielded them, in the order of
+        ``rows`` (so a record can be checked against its row).  Used only to quarantine a
+        row as it really was: an Arrow batch cannot tell a key the record lacked from a
+        null one.  Rows the extractor cannot give, or cannot prove to be the right ones,
+        are left out (the default gives none, and the row is stored as the batch holds it).
+        """
+        del ctx, rows, held
+        return {}
+
 
 class Transformer(Step):
     """Turns one batch into another (or drops it by returning None)."""
@@ -66,6 +80,18 @@ class Loader(Step):
 
     def close(self, ctx: RunContext, *, success: bool) -> None:
         """Finish writing; ``success`` is False when the run failed or was interrupted."""
+
+    def rows_written(self, ctx: RunContext) -> int | None:
+        """Rows this run's writes made visible so far, as the loader confirmed them.
+
+        The flow records this as the run's ``rows_loaded``.  None (the default, e.g. for
+        plain functions) counts every row handed to :meth:`write` once the call returned.
+        Loaders that buffer (ClickHouse inserts) or publish at the end (files, replace
+        window) count only what landed, so a failed or cancelled run reports what is
+        really there.
+        """
+        del ctx
+        return None
 
 
 def _wants_context(fn: Callable[..., Any], data_args: int, role: str) -> bool:

@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import ConfigError, InterruptedRunError, RunnerError, UsageError
+from runner.errors import ConfigError, InterruptedRunError, RunnerError, UsageError, printable
 from runner.log import get_logger
 from runner.pipeline.backfill import SCHEDULE, BackfillPlan, Step, make_plan, plan_windows
 from runner.pipeline.windows import Window
@@ -183,7 +183,7 @@ def _outcome_of(future: Future[tuple[str, dict[str, Any]]]) -> tuple[str, dict[s
     except InterruptedRunError:
         return "cancelled", {}
     except RunnerError as exc:
-        return f"failed: {exc}", {}
+        return f"failed: {printable(str(exc))}", {}
 
 
 def window_status(
@@ -199,13 +199,12 @@ def window_status(
     latest: dict[tuple[Any, Any], RunRecord] = {}
     for record in runs:  # oldest first: the last one wins
         latest[record.window_start, record.window_end] = record
-    stale = timedelta(seconds=settings.stale_after_seconds)
     now = datetime.now(UTC)
-    return [_status_row(w, latest.get((w.start, w.end)), stale, now) for w in windows]
+    return [_status_row(settings, w, latest.get((w.start, w.end)), now) for w in windows]
 
 
 def _status_row(
-    window: Window, record: RunRecord | None, stale: timedelta, now: datetime
+    settings: Settings, window: Window, record: RunRecord | None, now: datetime
 ) -> dict[str, Any]:
     from runner.services.status import shown_status
 
@@ -216,7 +215,7 @@ def _status_row(
     }
     if record is not None:
         row |= {
-            "status": shown_status(record, stale),
+            "status": shown_status(settings, record),
             "run_id": record.run_id,
             "trigger": record.trigger,
             "rows_loaded": record.rows_loaded,

@@ -5,43 +5,56 @@ Order matters for the guarantees:
 1. the schema gate refuses a database behind the code (exit 4);
 2. the lock (per pipeline, or per window) is taken before the window is read from the
    watermark, so two runs never compute overlapping windows (exit 5 when held);
-3. the run is recorded as running and a heartbeat keeps it alive; a run that dies
-   without finishing is marked failed by the next run;
+3. the run log file is opened (a bad ``RUNNER_LOG_DIR`` fails here, before anything is
+   recorded); the run takes its liveness lock (file locks) and is recorded as running,
+   and a heartbeat keeps it alive; a run that dies without finishing is marked failed by
+   the next run (see runner.state.liveness);
 4. staged state (watermarks) is committed only after the run succeeded;
 5. the lock is released whatever happened.  SIGTERM stops between batches; if the current
    batch does not finish within the grace period the process records the cancellation,
-   releases the lock and exits 130 anyway.
+   releases the lock, says so on stderr and exits 130 anyway.
+
+Any exception is recorded: a framework bug or a step's ``sys.exit`` becomes a FatalError
+on the record and in the one-line error, never a traceback and never a run left
+``running``.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from runner.errors import ExitCode, InterruptedRunError, RunnerError
+from runner.errors import (
+    ExitCode,
+    FatalError,
+    InterruptedRunError,
+    RunnerError,
+    error_line,
+)
 from runner.log import get_logger
 from runner.pipeline.context import RunContext, RunResources, StepStats
 from runner.pipeline.windows import Window, resolve_window
-from runner.services.session import RunSession
+from runner.redaction import looks_secret, register_secret
+from runner.services.session import PooledResources, RunSession
+from runner.signals import SignalStop, stop_on_signals
 from runner.state.watermarks import WINDOW_END_KEY, RunState, StateStore
 
 if TYPE_CHECKING:
-    from types import FrameType
-
     from runner.log import RunLogFile
     from runner.pipeline.discovery import Registry
     from runner.pipeline.kinds import Pipeline
     from runner.settings import Settings
+    from runner.state.liveness import LivenessLock
     from runner.state.locks import Lock
     from runner.state.runs import RunHistory, RunRecord
     from runner.warehouse.client import Warehouse
@@ -81,51 +94,6 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"{moment:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
 
 
-@contextmanager
-def stop_on_signals(
-    cancel: threading.Event,
-    log: Any,
-    *,
-    grace_seconds: float,
-    on_deadline: Callable[[], None],
-) -> Iterator[None]:
-    """First SIGTERM/SIGINT asks the run to stop between batches.
-
-    If the run has not stopped ``grace_seconds`` later, ``on_deadline`` runs (it records,
-    releases and exits).  A second signal is not caught.  Only the main thread may
-    install handlers; elsewhere this is a no-op.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous: dict[int, Any] = {}
-    timer: list[threading.Timer] = []
-
-    def handle(signum: int, _frame: FrameType | None) -> None:
-        log.warning(
-            "stop requested; finishing the current batch",
-            signal=signal.Signals(signum).name,
-            grace_seconds=grace_seconds,
-        )
-        cancel.set()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        deadline = threading.Timer(grace_seconds, on_deadline)
-        deadline.daemon = True
-        deadline.start()
-        timer.append(deadline)
-
-    for stop_signal in (signal.SIGTERM, signal.SIGINT):
-        previous[stop_signal] = signal.signal(stop_signal, handle)
-    try:
-        yield
-    finally:
-        for deadline in timer:
-            deadline.cancel()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 class Heartbeat:
     """Re-records a running run every ``interval`` seconds; stops the run if its lock is lost."""
 
@@ -148,6 +116,7 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
 
     def __enter__(self) -> Heartbeat:
+        self._locks.on_lost(self._cancel.set)  # stop between batches as soon as a lock is lost
         self._thread.start()
         return self
 
@@ -189,6 +158,9 @@ def run_pipeline(
     ``window`` is the explicit window (default: the schedule's latest, or the watermark's).
     Runs that share a ``session`` (a local backfill) reuse its connections and checks.
     """
+    for key, value in (params or {}).items():  # `--param api_token=...` is a secret
+        if looks_secret(key):
+            register_secret(value)
     pipeline = registry.load(name)
     run_id = new_run_id()
     if dry_run:
@@ -214,7 +186,7 @@ def _run(  # noqa: PLR0917 - private; one call site
     run_id: str,
     explicit: Window | None,
     params: Mapping[str, str] | None,
-    resources: RunResources,
+    resources: PooledResources,
     log_file: RunLogFile | None,
     cancel: threading.Event | None,
     session: RunSession,
@@ -245,7 +217,9 @@ def _run(  # noqa: PLR0917 - private; one call site
         if early is None:
             locks.take(window_lock_name(name, window))
         history = RunHistory(warehouse, settings.state_database)
-        with _bound(name, run_id, window):
+        with _bound(name, run_id, window), _run_log(settings, log_file, name, run_id):
+            if session.first_look_for_stale(name):  # once per pipeline in a session
+                _mark_dead_runs(settings, history, name)
             return _execute(
                 settings,
                 pipeline,
@@ -253,16 +227,29 @@ def _run(  # noqa: PLR0917 - private; one call site
                 window,
                 params,
                 resources,
-                log_file,
                 cancel,
                 history=history,
                 store=store,
                 committed=committed,
                 locks=locks,
-                look_for_stale=session.first_look_for_stale(name),
             )
     finally:
         locks.release()
+
+
+@contextmanager
+def _run_log(
+    settings: Settings, log_file: RunLogFile | None, name: str, run_id: str
+) -> Iterator[None]:
+    """Copy the run's log lines to ``RUNNER_LOG_DIR/<pipeline>/<run_id>.jsonl`` if set."""
+    if log_file is None or settings.log_dir is None:
+        yield
+        return
+    log_file.open(settings.resolve(settings.log_dir) / name / f"{run_id}.jsonl")
+    try:
+        yield
+    finally:
+        log_file.close()
 
 
 def window_lock_name(pipeline: str, window: Window) -> str:
@@ -297,6 +284,8 @@ class HeldLocks:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self.held: list[Lock] = []
+        self._alive: LivenessLock | None = None
+        self._outcome_recorded = False
 
     def take(self, name: str) -> None:
         """Acquire ``name`` without waiting (AlreadyRunningError names the holder)."""
@@ -306,6 +295,27 @@ class HeldLocks:
         lock.acquire()
         self.held.append(lock)
 
+    def prove_alive(self, run_id: str) -> None:
+        """With file locks, hold the run's liveness lock until the locks are released."""
+        from runner.state.liveness import LivenessLock, liveness_path
+
+        path = liveness_path(self._settings, run_id)
+        if path is not None:
+            alive = LivenessLock(path, self._settings.holder_identity)
+            alive.acquire()
+            self._alive = alive
+
+    def outcome_recorded(self) -> None:
+        """The run's final record is written: its liveness file is no longer needed."""
+        self._outcome_recorded = True
+
+    def on_lost(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when a held lock is lost (Leases only; at once if already lost)."""
+        for lock in self.held:
+            watch = getattr(lock, "on_lost", None)
+            if callable(watch):
+                watch(callback)
+
     def lost(self) -> bool:
         """Whether any held lock was taken over (Leases only)."""
         return any(
@@ -314,7 +324,10 @@ class HeldLocks:
         )
 
     def release(self) -> None:
-        """Release every held lock."""
+        """Release every held lock (the liveness lock first)."""
+        if self._alive is not None:
+            self._alive.release(outcome_recorded=self._outcome_recorded)
+            self._alive = None
         while self.held:
             self.held.pop().release()
 
@@ -326,14 +339,12 @@ def _execute(  # noqa: PLR0917 - private; one call site passes the run's parts
     window: Window,
     params: Mapping[str, str] | None,
     resources: RunResources,
-    log_file: RunLogFile | None,
     cancel: threading.Event | None,
     *,
     history: RunHistory,
     store: StateStore,
     committed: dict[str, Any],
     locks: HeldLocks,
-    look_for_stale: bool = True,
 ) -> RunResult:
     from runner.state.runs import apply_stats, new_record
 
@@ -341,13 +352,6 @@ def _execute(  # noqa: PLR0917 - private; one call site passes the run's parts
     log = get_logger()
     result = RunResult(pipeline=name, run_id=run_id, window=window, status="running")
     started = time.monotonic()
-    stale = (
-        history.mark_stale(name, timedelta(seconds=settings.stale_after_seconds))
-        if look_for_stale
-        else []
-    )
-    for lost in stale:
-        log.warning("earlier run died without finishing; marked failed", lost_run_id=lost.run_id)
     record = new_record(
         run_id=run_id,
         pipeline=name,
@@ -355,6 +359,7 @@ def _execute(  # noqa: PLR0917 - private; one call site passes the run's parts
         window=window,
         image_version=settings.image_version or _package_version(),
     )
+    locks.prove_alive(run_id)  # before the record says running: a dead run is provably dead
     history.write(record)
     ctx = RunContext(
         pipeline=name,
@@ -379,20 +384,16 @@ def _execute(  # noqa: PLR0917 - private; one call site passes the run's parts
             record.error_class = type(error).__name__
             record.error_message = str(error)
         history.write(record)
+        locks.outcome_recorded()
 
     def hard_stop() -> None:
-        log.error(
-            "run did not stop within the grace period; exiting",
-            grace_seconds=settings.stop_grace_seconds,
-        )
+        stopped = _announce_hard_stop(settings, run_id)  # said before anything that may hang
         try:
-            finish("cancelled", InterruptedRunError("stopped after the grace period"))
+            finish("cancelled", stopped)
         finally:
             locks.release()
             os._exit(int(ExitCode.INTERRUPTED))
 
-    if log_file is not None and settings.log_dir is not None:
-        log_file.open(settings.resolve(settings.log_dir) / name / f"{run_id}.jsonl")
     log.info("run started", kind=pipeline.kind, trigger=settings.trigger, params=dict(params or {}))
     try:
         with (
@@ -404,7 +405,8 @@ def _execute(  # noqa: PLR0917 - private; one call site passes the run's parts
             pipeline.run(ctx)
         _commit_state(store, name, committed, ctx.state.staged, window, run_id)
         finish("succeeded")
-    except RunnerError as exc:
+    except (Exception, KeyboardInterrupt, SystemExit, SignalStop) as caught:
+        exc = caught if isinstance(caught, RunnerError) else _not_ours(caught)
         status = "cancelled" if isinstance(exc, InterruptedRunError) else "failed"
         log.error(  # noqa: TRY400 - the traceback goes to the log only when there is a cause
             "run failed" if status == "failed" else "run cancelled",
@@ -416,7 +418,9 @@ def _execute(  # noqa: PLR0917 - private; one call site passes the run's parts
             finish(status, exc)
         except RunnerError as record_error:
             log.error("run outcome not recorded", error=str(record_error))  # noqa: TRY400
-        raise
+        if exc is caught:
+            raise
+        raise exc from caught
     finally:
         summary = result.as_dict()
         log.info(
@@ -425,9 +429,49 @@ def _execute(  # noqa: PLR0917 - private; one call site passes the run's parts
             duration_seconds=summary["duration_seconds"],
             steps=summary["steps"],
         )
-        if log_file is not None:
-            log_file.close()
     return result
+
+
+def _mark_dead_runs(settings: Settings, history: RunHistory, name: str) -> None:
+    """Record earlier runs of ``name`` that died without finishing as failed."""
+    from runner.state.liveness import discard_proof, run_liveness
+
+    for lost in history.mark_stale(name, lambda record: run_liveness(settings, record)):
+        get_logger().warning(
+            "earlier run died without finishing; marked failed",
+            lost_run_id=lost.run_id,
+            reason=lost.error_message,
+        )
+        discard_proof(settings, lost.run_id)
+
+
+def _announce_hard_stop(settings: Settings, run_id: str) -> InterruptedRunError:
+    """The grace period is over: say so in the log and on stderr, as the run's error."""
+    stopped = InterruptedRunError(
+        f"run {run_id} did not stop within the {settings.stop_grace_seconds:g}s grace "
+        "period (RUNNER_STOP_GRACE_SECONDS) after the stop signal; recording it as "
+        "cancelled, releasing its locks and exiting"
+    )
+    get_logger().error(
+        "run did not stop within the grace period; exiting",
+        grace_seconds=settings.stop_grace_seconds,
+    )
+    sys.stderr.write(error_line(stopped) + "\n")
+    sys.stderr.flush()
+    return stopped
+
+
+def _not_ours(caught: BaseException) -> RunnerError:
+    """A framework error for an exception that is not one (a bug, sys.exit, a second Ctrl-C)."""
+    error: RunnerError
+    if isinstance(caught, SignalStop):
+        error = InterruptedRunError(f"run {caught}; stopped at once")
+    elif isinstance(caught, KeyboardInterrupt):
+        error = InterruptedRunError("interrupted again while stopping; stopped at once")
+    else:
+        error = FatalError(f"unexpected {type(caught).__name__}: {caught}")
+    error.__cause__ = caught
+    return error
 
 
 @contextmanager

@@ -40,6 +40,16 @@ class PooledResources(RunResources):
             self.borrowed.append(warehouse)
         return warehouse
 
+    def discard(self, warehouse: Warehouse) -> None:
+        """Close a borrowed connection and take it out of the pool for good."""
+        with self.lock:
+            if warehouse in self.borrowed:
+                self.borrowed.remove(warehouse)
+        if self.pool is not None:
+            self.pool.discard(warehouse)
+        else:  # pragma: no cover - always built with a pool
+            warehouse.close()
+
     def close(self) -> None:
         """Hand every borrowed connection back to the pool."""
         with self.lock:
@@ -65,22 +75,36 @@ class RunSession:
         self._schema_checked = False
         self._stale_checked: set[str] = set()
 
-    def resources(self) -> RunResources:
+    def resources(self) -> PooledResources:
         """Connections for one run, from the session's pool."""
         return PooledResources(connect=self.pool.acquire, pool=self.pool)
 
-    def open_ready(self, settings: Settings, resources: RunResources) -> Warehouse:
+    def open_ready(self, settings: Settings, resources: PooledResources) -> Warehouse:
         """A connection for a run, with the schema gate passed.
 
-        The gate runs for the session's first run (and again until it passes).
+        The session's first run (and each one after it until the gate passes) waits, up to
+        ``RUNNER_SCHEMA_WAIT_SECONDS`` in all, for a database that does not exist yet and
+        for migrations still running (runner.migrate.gate.open_when_ready).
         """
-        from runner.migrate.gate import schema_gate
+        from runner.migrate.gate import open_when_ready
 
-        warehouse = resources.open_warehouse()
         with self._lock:
-            if self._schema_checked:
-                return warehouse
-        schema_gate(settings, warehouse)
+            checked = self._schema_checked
+        if checked:
+            return resources.open_warehouse()
+        tried: list[Warehouse] = []
+
+        def connect() -> Warehouse:
+            warehouse = resources.open_warehouse()
+            tried.append(warehouse)
+            return warehouse
+
+        try:
+            warehouse = open_when_ready(settings, connect)
+        except BaseException:
+            for closed in tried:  # the gate closed it: never hand it out again
+                resources.discard(closed)
+            raise
         with self._lock:
             self._schema_checked = True
         return warehouse

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from runner.redaction import scrub_text
 from runner.state.runs import RunHistory, RunRecord
 from runner.warehouse.client import Warehouse
 
@@ -14,9 +15,11 @@ if TYPE_CHECKING:
     from runner.settings import Settings
 
 
-def shown_status(record: RunRecord, stale_after: timedelta) -> str:
-    """A 'running' run whose heartbeat stopped is shown as lost."""
-    if record.status == "running" and record.heartbeat_at < datetime.now(UTC) - stale_after:
+def shown_status(settings: Settings, record: RunRecord) -> str:
+    """A 'running' run that is not alive (see runner.state.liveness) is shown as lost."""
+    from runner.state.liveness import is_run_alive
+
+    if record.status == "running" and not is_run_alive(settings, record):
         return "lost"
     return record.status
 
@@ -28,8 +31,7 @@ def recent_runs(settings: Settings, pipeline: str | None, limit: int) -> list[di
         records = RunHistory(warehouse, settings.state_database).recent(pipeline, limit)
     finally:
         warehouse.close()
-    stale = timedelta(seconds=settings.stale_after_seconds)
-    return [{**r.as_dict(), "status": shown_status(r, stale)} for r in records]
+    return [{**r.as_dict(), "status": shown_status(settings, r)} for r in records]
 
 
 @dataclass
@@ -40,6 +42,10 @@ class Check:
     check: str
     healthy: bool
     detail: str
+
+    def __post_init__(self) -> None:
+        # the detail is often an error echoing a URL or a server's answer: no secrets
+        self.detail = scrub_text(self.detail)
 
 
 @dataclass
@@ -67,13 +73,12 @@ def health(settings: Settings, registry: Registry) -> HealthReport:
     warehouse = Warehouse.connect(settings)
     try:
         latest = RunHistory(warehouse, settings.state_database).latest_per_pipeline()
-        stale = timedelta(seconds=settings.stale_after_seconds)
         for pipeline in pipelines:
             record = latest.get(pipeline.name)
             if record is None:
                 report.checks.append(Check(pipeline.name, "last_run", True, "never ran"))
             else:
-                status = shown_status(record, stale)
+                status = shown_status(settings, record)
                 detail = f"{status} at {record.started_at.isoformat()}"
                 if record.error_message:
                     detail += f": {record.error_message}"

@@ -2,8 +2,11 @@
 
 The table is a ReplacingMergeTree keyed by (pipeline, run_id); every update (start,
 heartbeat, finish) inserts a full row with a newer ``updated_at`` and reads use FINAL.
-A run whose heartbeat stopped (SIGKILL, node loss) is detected by age and marked failed
-by the next run of the same pipeline, and shown as such by ``runner status``.
+A run that died (SIGKILL, node loss) is found by :mod:`runner.state.liveness` (its free
+liveness lock with file locks, else its stopped heartbeat), marked failed by the next run
+of the same pipeline, and shown as lost by ``runner status`` meanwhile.  Error messages
+are scrubbed of secrets on the way in and on the way out (rows written before the
+scrubber existed included).
 """
 
 from __future__ import annotations
@@ -11,15 +14,18 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from runner.redaction import scrub, scrub_text
 from runner.warehouse.sql import on_cluster, qualified_table, replacing_engine
 
 if TYPE_CHECKING:
     from runner.pipeline.context import StepStats
     from runner.pipeline.windows import Window
+    from runner.state.liveness import Liveness
     from runner.warehouse.client import Warehouse
 
 TABLE = "runs"
@@ -123,7 +129,8 @@ class RunHistory:
         now = datetime.now(UTC)
         values: dict[str, Any] = {
             **{k: getattr(record, k) for k in COLUMNS if hasattr(record, k)},
-            "steps": json.dumps(record.steps, default=str),
+            "steps": json.dumps(scrub(record.steps), default=str),
+            "error_message": scrub_text(record.error_message),
             "updated_at": now,
         }
         ts = pa.timestamp("ms", "UTC")
@@ -142,7 +149,8 @@ class RunHistory:
             {k: pa.array([values[k]], types.get(k, pa.string())) for k in COLUMNS}
         )
         with self._lock:
-            self.warehouse.insert_arrow(self._target, batch)
+            # a ReplacingMergeTree row: a second copy changes nothing
+            self.warehouse.insert_arrow(self._target, batch, idempotent=True)
 
     def recent(self, pipeline: str | None = None, limit: int = 20) -> list[RunRecord]:
         """Newest runs first (of one pipeline, or of all)."""
@@ -164,6 +172,15 @@ class RunHistory:
         )
         return [self._record(row) for row in rows]
 
+    def get(self, pipeline: str, run_id: str) -> RunRecord | None:
+        """One run's latest record, or None when the history does not know it."""
+        rows = self.warehouse.query_rows(
+            f"SELECT {', '.join(COLUMNS[:-1])} FROM {self.table} FINAL "  # nosec B608
+            "WHERE pipeline = {p:String} AND run_id = {r:String}",
+            {"p": pipeline, "r": run_id},
+        )
+        return self._record(rows[0]) if rows else None
+
     def latest_per_pipeline(self) -> dict[str, RunRecord]:
         """The newest run of every pipeline."""
         rows = self.warehouse.query_rows(
@@ -178,25 +195,37 @@ class RunHistory:
         for key in ("window_start", "window_end", "started_at", "finished_at", "heartbeat_at"):
             values[key] = _utc(values[key])
         values["steps"] = json.loads(values["steps"] or "{}")
+        values["error_message"] = scrub_text(values["error_message"])
         return RunRecord(**values)
 
-    def mark_stale(self, pipeline: str, stale_after: timedelta) -> list[RunRecord]:
-        """Mark runs of ``pipeline`` still 'running' with an old heartbeat as failed."""
-        cutoff = datetime.now(UTC) - stale_after
-        stale = [
-            r
-            for r in self.recent(pipeline, limit=100)
-            if r.status == "running" and r.heartbeat_at < cutoff
-        ]
-        for record in stale:
+    def mark_stale(
+        self, pipeline: str, liveness: Callable[[RunRecord], Liveness]
+    ) -> list[RunRecord]:
+        """Mark runs of ``pipeline`` still 'running' that ``liveness`` finds dead as failed.
+
+        A run judged dead is read again after the verdict and marked only if that read
+        shows it unchanged: one that finished (or beat) meanwhile keeps its record.
+        """
+        stale = []
+        for candidate in self.recent(pipeline, limit=100):
+            if candidate.status != "running":
+                continue
+            verdict = liveness(candidate)
+            if verdict.alive:
+                continue
+            record = self.get(pipeline, candidate.run_id)
+            if (
+                record is None
+                or record.status != "running"
+                or record.heartbeat_at != candidate.heartbeat_at
+            ):
+                continue
             record.status = "failed"
             record.finished_at = record.heartbeat_at
             record.error_class = "LostRun"
-            record.error_message = (
-                f"no heartbeat since {record.heartbeat_at.isoformat()}: the process died "
-                "(killed, evicted or node lost)"
-            )
+            record.error_message = verdict.reason
             self.write(record)
+            stale.append(record)
         return stale
 
 

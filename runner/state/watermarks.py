@@ -71,6 +71,7 @@ class StateStore:
                 f"INSERT INTO {self.table} VALUES ({{p:String}}, {{k:String}}, {{v:String}}, "
                 "{d:UInt8}, {r:String}, {t:DateTime64(6, 'UTC')})",  # nosec B608
                 {"p": pipeline, "k": key, "v": value, "d": deleted, "r": run_id, "t": now},
+                idempotent=True,  # the same row twice: the newest per key wins either way
             )
 
 

@@ -7,6 +7,7 @@ translated here into the framework's fatal/retriable split, once.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
@@ -19,8 +20,10 @@ from urllib.parse import unquote, urlsplit
 
 from runner.errors import (
     ConfigError,
+    DatabaseMissingError,
     FatalError,
     NotReadyError,
+    OutcomeUnknownError,
     PipelineError,
     WarehouseUnavailableError,
 )
@@ -51,7 +54,23 @@ RETRIABLE_CODES = frozenset(
     }
 )
 UNKNOWN_DATABASE = 81
+READONLY = 164
+# UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD, AUTHENTICATION_FAILED
+AUTHENTICATION_CODES = frozenset({192, 193, 194, 516})
 _CODE = re.compile(r"Code: (\d+)")
+# Statements that leave the same result when run twice, so a lost answer may be re-sent:
+# reads, CREATE ... IF NOT EXISTS, DROP ... IF EXISTS, and single-command ALTERs that
+# replace or drop a partition or modify a setting (no comma: no second command).  A ';'
+# anywhere but at the end (even inside a literal) makes a statement count as unsafe.
+_SAFE_TO_RESEND = re.compile(
+    r"\s*(?:(?:SELECT|WITH|SHOW|DESCRIBE|DESC|EXISTS|EXPLAIN)\b"
+    r"|CREATE\s+(?:TEMPORARY\s+)?(?:TABLE|DATABASE|VIEW|DICTIONARY)\s+IF\s+NOT\s+EXISTS\b"
+    r"|DROP\s+(?:TEMPORARY\s+)?(?:TABLE|DATABASE|VIEW|DICTIONARY)\s+IF\s+EXISTS\b)"
+    r"[^;]*;?\s*"  # one statement: a ';' followed by more could start a second
+    r"|\s*ALTER\s+TABLE\s+[^\s,;]+(?:\s+ON\s+CLUSTER\s+[^\s,;]+)?\s+"
+    r"(?:(?:REPLACE|DROP)\s+PARTITION|MODIFY\s+SETTING)\b[^,;]*;?\s*",
+    re.IGNORECASE | re.DOTALL,
+)
 
 
 @dataclass(frozen=True)
@@ -112,6 +131,10 @@ def parse_url(url: str, database: str | None = None) -> tuple[WarehouseTarget, s
             raise ConfigError(
                 f"invalid warehouse URL {shown!r}: use chdb:///absolute/path (three slashes)"
             )
+        if parts.query or parts.fragment:
+            raise ConfigError(
+                f"invalid warehouse URL {shown!r}: a chdb:// URL takes no query or fragment"
+            )
         target = WarehouseTarget(
             embedded=True, path=Path(unquote(parts.path)), database=database or DEFAULT_DATABASE
         )
@@ -137,6 +160,101 @@ def parse_url(url: str, database: str | None = None) -> tuple[WarehouseTarget, s
     raise ConfigError(f"invalid warehouse URL {shown!r}: scheme must be chdb, http or https")
 
 
+# What chDB keeps in a warehouse directory (only tmp/ and status until a database exists);
+# a non-empty directory with none of them is not one.
+_CHDB_ENTRIES = ("metadata", "data", "store", "tmp", "status")
+
+
+def embedded_directory(path: Path) -> Path:
+    """``path`` made ready for the embedded engine, or a ConfigError naming the setting.
+
+    chDB writes ``data/``, ``metadata/`` and ``store/`` into the directory it is given,
+    so a filesystem root or a directory already holding other files is refused rather
+    than littered.
+    """
+    where = f"RUNNER_WAREHOUSE_URL chdb://{path}"
+    if path == Path(path.anchor):
+        raise ConfigError(f"{where}: the embedded warehouse needs its own directory, not {path}")
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{where}: {path} is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        entries = {entry.name for entry in path.iterdir()}
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(
+            f"{where}: cannot use {path} as the warehouse directory: {reason}"
+        ) from None
+    if entries and not entries.intersection(_CHDB_ENTRIES):
+        raise ConfigError(
+            f"{where}: {path} holds other files and no chDB warehouse; "
+            "point the URL at an empty or new directory"
+        )
+    return path
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what caused it (chained exceptions, urllib3's retry reasons), once each."""
+    from urllib3.exceptions import MaxRetryError
+
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        if isinstance(current, MaxRetryError) and current.reason is not None:
+            pending.append(current.reason)
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+        pending += [a for a in current.args if isinstance(a, BaseException)]
+
+
+def _refusal(exc: BaseException, message: str) -> str | None:
+    """Why the server cannot be used with these settings, when retrying will not help.
+
+    Refused credentials and a TLS certificate that does not verify are configuration
+    errors (exit 3): a Job retried with the same Secret and CA fails the same way, and
+    hammering a server with bad credentials can lock the account.
+    """
+    import ssl
+
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return (
+                f"certificate verify failed: {cause.verify_message}; set RUNNER_TLS_CA_CERT to "
+                "the CA that signed the server's certificate (or RUNNER_TLS_VERIFY=false)"
+            )
+    match = _CODE.search(message)
+    code = getattr(exc, "code", None) or (int(match.group(1)) if match else None)
+    if code in AUTHENTICATION_CODES:
+        return f"{message} (check the user in RUNNER_WAREHOUSE_URL and RUNNER_CLICKHOUSE_PASSWORD)"
+    return None
+
+
+def answer_lost(exc: BaseException) -> bool:
+    """Whether a failed HTTP request may have run: sent, then cut off before its answer.
+
+    The connection broke or timed out after the request went out.  Failures to connect,
+    and answers from the server (errors included), are not: a request that never
+    arrived, or that ClickHouse answered, did not half-happen.
+    """
+    from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError, ProxyError
+
+    for cause in _causes(exc):
+        if isinstance(cause, (ConnectTimeoutError, ProxyError)):  # incl. NewConnectionError
+            return False
+        if isinstance(cause, HTTPError) and not isinstance(cause, MaxRetryError):
+            return True  # reset, remote closed, read timeout, TLS break
+    return False
+
+
+def safe_to_resend(sql: str) -> bool:
+    """Whether running ``sql`` twice leaves the same result as running it once."""
+    return _SAFE_TO_RESEND.fullmatch(sql) is not None
+
+
 def translate_error(exc: BaseException, action: str) -> PipelineError:
     """Map a clickhouse-connect exception to the framework's fatal/retriable split."""
     from clickhouse_connect.driver import exceptions as ch
@@ -146,6 +264,11 @@ def translate_error(exc: BaseException, action: str) -> PipelineError:
     code = int(match.group(1)) if match else None
     if isinstance(exc, ch.OperationalError) or (code is not None and code in RETRIABLE_CODES):
         return WarehouseUnavailableError(f"{action}: {message}")
+    if code == READONLY:
+        return FatalError(
+            f"{action}: the ClickHouse user may only read (its `readonly` setting is on), and "
+            f"this needs to write: use a user with write grants ({message})"
+        )
     return FatalError(f"{action}: {message}")
 
 
@@ -179,7 +302,7 @@ class Warehouse:
             )
         elif not warehouse.database_exists():
             warehouse.close()
-            raise NotReadyError(
+            raise DatabaseMissingError(
                 f"database {target.database!r} does not exist in {target.describe()}: "
                 "run `runner migrate` first"
             )
@@ -193,18 +316,19 @@ class Warehouse:
             from clickhouse_connect.driver import exceptions as ch
         except ImportError as exc:  # pragma: no cover - dependency is mandatory
             raise ConfigError(f"clickhouse-connect is not installed: {exc}") from None
+        if target.embedded:
+            try:
+                import chdb  # noqa: F401
+            except ImportError:
+                raise ConfigError(
+                    "the embedded engine needs chDB: pip install 'pipeline-runner[embedded]',"
+                    " or set RUNNER_WAREHOUSE_URL to a ClickHouse server"
+                ) from None
+            from runner.warehouse.embedded import open_embedded
+
+            return open_embedded(embedded_directory(target.path or Path()))
         try:
-            if target.embedded:
-                try:
-                    import chdb  # noqa: F401
-                except ImportError:
-                    raise ConfigError(
-                        "the embedded engine needs chDB: pip install 'pipeline-runner[embedded]',"
-                        " or set RUNNER_WAREHOUSE_URL to a ClickHouse server"
-                    ) from None
-                path = target.path or Path()
-                path.mkdir(parents=True, exist_ok=True)
-                return clickhouse_connect.get_client(interface="chdb", path=str(path))
+            _quiet_driver_logger()
             password = (
                 settings.clickhouse_password.get_secret_value()
                 if settings.clickhouse_password
@@ -223,14 +347,11 @@ class Warehouse:
                 autogenerate_session_id=False,
             )
         except ch.Error as exc:
-            hint = (
-                " (chDB admits one process per warehouse path: is another runner using it?)"
-                if target.embedded
-                else ""
-            )
-            raise NotReadyError(
-                f"cannot connect to {target.describe()}: {str(exc).splitlines()[0]}{hint}"
-            ) from None
+            message = str(exc).splitlines()[0]
+            refusal = _refusal(exc, message)
+            if refusal is not None:  # retrying will not help: settings must change
+                raise ConfigError(f"cannot connect to {target.describe()}: {refusal}") from None
+            raise NotReadyError(f"cannot connect to {target.describe()}: {message}") from None
 
     @property
     def database(self) -> str:
@@ -249,14 +370,19 @@ class Warehouse:
         )
         return bool(rows[0][0])
 
-    def _call(self, action: str, call: Callable[[], T]) -> T:
+    def _call(self, action: str, call: Callable[[], T], *, resend: bool = True) -> T:
         """Run ``call`` with errors translated; transient ones retried with backoff.
 
-        Retrying an insert is safe: the same deduplication token is sent again.
+        A request whose answer was lost after it was sent may have run; it is sent again
+        only when ``resend`` says that is harmless (a read, an idempotent statement, an
+        insert carrying its deduplication token).  Otherwise it fails as
+        :class:`OutcomeUnknownError` (exit 75): a second copy of an insert without a token
+        would land twice.
         """
         from tenacity import (
             Retrying,
             retry_if_exception_type,
+            retry_if_not_exception_type,
             stop_after_attempt,
             wait_exponential,
         )
@@ -265,10 +391,16 @@ class Warehouse:
             try:
                 return call()
             except Exception as exc:
-                raise translate_error(exc, action) from exc
+                error = translate_error(exc, action)
+                if isinstance(error, WarehouseUnavailableError) and not resend and answer_lost(exc):
+                    raise OutcomeUnknownError(
+                        f"{error.message}; it may have been applied, so it was not sent again"
+                    ) from exc
+                raise error from exc
 
         retrying = Retrying(
-            retry=retry_if_exception_type(WarehouseUnavailableError),
+            retry=retry_if_exception_type(WarehouseUnavailableError)
+            & retry_if_not_exception_type(OutcomeUnknownError),
             stop=stop_after_attempt(self.retry.attempts),
             wait=wait_exponential(multiplier=self.retry.base_wait, max=self.retry.max_wait),
             reraise=True,
@@ -281,18 +413,30 @@ class Warehouse:
         sql: str,
         parameters: Mapping[str, Any] | None = None,
         settings: Mapping[str, Any] | None = None,
+        *,
+        idempotent: bool | None = None,
     ) -> None:
-        """Run a statement that returns no rows."""
+        """Run a statement that returns no rows.
+
+        ``idempotent`` says whether running it twice is harmless (default: judged from
+        the statement, see :func:`safe_to_resend`); only then is it sent again after an
+        answer was lost.
+        """
         self._call(
             "statement failed",
             lambda: self._client.command(sql, parameters=parameters, settings=settings),
+            resend=safe_to_resend(sql) if idempotent is None else idempotent,
         )
 
     def query_rows(
         self, sql: str, parameters: Mapping[str, Any] | None = None
     ) -> Sequence[Sequence[Any]]:
         """Run a small query and return its rows."""
-        result = self._call("query failed", lambda: self._client.query(sql, parameters=parameters))
+        result = self._call(
+            "query failed",
+            lambda: self._client.query(sql, parameters=parameters),
+            resend=safe_to_resend(sql),
+        )
         return result.result_rows  # type: ignore[no-any-return]
 
     def query_arrow(
@@ -305,6 +449,7 @@ class Warehouse:
         return self._call(
             "query failed",
             lambda: self._client.query_arrow(sql, parameters=parameters, settings=settings),
+            resend=safe_to_resend(sql),
         )
 
     @contextmanager
@@ -329,10 +474,17 @@ class Warehouse:
             yield _translated(stream, max_rows)
 
     def insert_arrow(
-        self, table: str, data: pa.RecordBatch | pa.Table, settings: Mapping[str, Any] | None = None
+        self,
+        table: str,
+        data: pa.RecordBatch | pa.Table,
+        settings: Mapping[str, Any] | None = None,
+        *,
+        idempotent: bool | None = None,
     ) -> None:
         """Insert Arrow data into ``table`` (qualified or not).
 
+        After a lost answer the insert is sent again only if ``idempotent`` (default:
+        when it carries an ``insert_deduplication_token``, which the table must honour).
         On the embedded engine the data goes through a temporary Arrow IPC stream file
         written directly (see :meth:`_insert_from_file`).
         """
@@ -343,6 +495,8 @@ class Warehouse:
         table_name = check_identifier(name, what="table")
         database_name = check_identifier(database or self.database, what="database")
         options = {str(k): v for k, v in (settings or {}).items()}
+        if idempotent is None:
+            idempotent = bool(options.get("insert_deduplication_token"))
         if self.target.embedded:
             target = f"{_quoted(database_name)}.`{table_name}`"
             # one block, so one part per insert, whatever the batch's size: a batch cut
@@ -359,6 +513,7 @@ class Warehouse:
             lambda: self._client.insert_arrow(
                 table_name, table_data, database=database_name, settings=options
             ),
+            resend=idempotent,
         )
 
     def _insert_from_file(self, target: str, data: pa.Table, settings_clause: str) -> None:
@@ -393,6 +548,20 @@ class Warehouse:
             self._client.close()
 
 
+def _quiet_driver_logger() -> None:
+    """Keep clickhouse-connect's own warnings off stderr.
+
+    Its HTTP transport logs a warning ("Unexpected Http Driver Exception") for every
+    failed request; with no handler configured, Python prints such records on stderr,
+    where they would break the CLI's one-line errors.  The framework reports the same
+    failure itself (translated, in its JSON log), so a NullHandler drops them unless the
+    application routes the standard logging somewhere.
+    """
+    driver = logging.getLogger("clickhouse_connect")
+    if not driver.handlers:
+        driver.addHandler(logging.NullHandler())
+
+
 def _translated(stream: Iterator[pa.RecordBatch], max_rows: int) -> Iterator[pa.RecordBatch]:
     """Re-slice the engine's blocks (max_block_size is only a hint) and translate errors."""
     from runner.batches import split
@@ -401,7 +570,32 @@ def _translated(stream: Iterator[pa.RecordBatch], max_rows: int) -> Iterator[pa.
         for block in stream:
             yield from split(block, max_rows)
     except Exception as exc:
+        broken = _broken_off(stream, exc)
+        if broken is not None:
+            raise FatalError(f"query failed: {broken} ({exc})") from exc
         raise translate_error(exc, "query failed") from exc
+
+
+def _broken_off(stream: Any, exc: Exception) -> str | None:
+    """What to say when a server ended a result stream with an error after some blocks.
+
+    ClickHouse (25.11+) then writes its exception into the body after a marker whose tag
+    it announced in ``X-ClickHouse-Exception-Tag``; the Arrow reader takes those bytes for
+    a block and fails with a meaningless size.  The message is lost with them, so point
+    to where it is kept.
+    """
+    import pyarrow as pa
+
+    headers = getattr(getattr(stream, "source", None), "headers", None)
+    if not isinstance(exc, pa.ArrowInvalid) or headers is None:
+        return None
+    if not headers.get("X-ClickHouse-Exception-Tag"):
+        return None
+    query_id = headers.get("X-ClickHouse-Query-Id", "?")
+    return (
+        f"ClickHouse stopped the result midway with an error (query_id {query_id}; "
+        "its message is in the server's system.query_log)"
+    )
 
 
 def _quoted(name: str) -> str:

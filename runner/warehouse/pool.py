@@ -51,6 +51,13 @@ class WarehousePool:
                 self._all.remove(warehouse)
         warehouse.close()
 
+    def discard(self, warehouse: Warehouse) -> None:
+        """Close a borrowed connection instead of handing it back (it failed its checks)."""
+        with self._lock:
+            if warehouse in self._all:
+                self._all.remove(warehouse)
+        warehouse.close()
+
     @property
     def size(self) -> int:
         """How many connections the pool has opened and not closed."""

@@ -130,3 +130,26 @@ def validate_manifests(manifests_yaml: str, kube_version: str) -> None:
 def validate_k8s() -> Validator:
     """``validate(manifests_yaml, kube_version)``: strict schema validation, offline."""
     return validate_manifests
+
+
+def copy_chart(destination: Path) -> Path:
+    """The chart without its generated per-pipeline parts, for another set of pipelines.
+
+    The chart's own values configure the example `exports` pipeline, which another project
+    does not have (`runner render` refuses that), so the copy's values configure none.
+    """
+    import shutil
+
+    chart = REPO / "charts" / "pipeline-runner"
+    shutil.copytree(chart, destination, ignore=shutil.ignore_patterns("pipelines"))
+    values_path = destination / "values.yaml"
+    values = yaml.safe_load(values_path.read_text())
+    values["pipelines"] = {}
+    values_path.write_text(yaml.safe_dump(values, sort_keys=False))
+    return destination
+
+
+@pytest.fixture(scope="session")
+def chart_copy() -> Callable[[Path], Path]:
+    """``chart_copy(destination)``: see :func:`copy_chart`."""
+    return copy_chart

@@ -149,43 +149,63 @@ def test_only_the_documented_fields_differ_from_the_cronjob_template(events):
         for path in before.keys() | after.keys()
         if before.get(path, MISSING) != after.get(path, MISSING)
         and not path.startswith("podFailurePolicy.")
+        and not path.startswith("template.metadata.labels.")
     }
     env = "template.spec.containers.0.env"
     assert runner_container(template)["env"][0]["name"] == ("RUNNER_TRIGGER")
     assert changed == {
         "backoffLimit",  # removed: it would cap all indexes' failures together
-        "activeDeadlineSeconds",  # removed: one run's deadline, not a backfill's
+        "activeDeadlineSeconds",  # one run's deadline x waves x tries per window
         "completionMode",
         "completions",
         "parallelism",
         "backoffLimitPerIndex",
-        "template.metadata.labels.pipeline-runner/backfill-id",
         "template.spec.containers.0.args.0",
         "template.spec.containers.0.args.1",
         "template.spec.containers.0.args.2",
         f"{env}.0.value",  # RUNNER_TRIGGER, replaced in place
-        f"{env}.7.name",
-        f"{env}.7.value",
-        f"{env}.8.name",
-        f"{env}.8.value",
+        f"{env}.9.name",  # after the CronJob's own (RUNNER_CRONJOB_NAME, RUNNER_JOB_NAME)
+        f"{env}.9.value",
+        f"{env}.10.name",
+        f"{env}.10.value",
+    }
+    disruption = {
+        "action": "Ignore",
+        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
     }
     assert template["spec"]["podFailurePolicy"]["rules"] == [
+        disruption,
         {
             "action": "FailJob",
-            "onExitCodes": {"containerName": "runner", "operator": "In", "values": [2, 3, 5]},
-        }
+            "onExitCodes": {"containerName": "runner", "operator": "In", "values": [1, 2, 3, 5]},
+        },
     ]
+    # a window whose data fails (1) or that another run holds (5) fails its index only;
+    # a usage or configuration error (2, 3) would fail every window alike
     assert job["spec"]["podFailurePolicy"] == {
         "rules": [
+            disruption,
             {
                 "action": "FailIndex",
-                "onExitCodes": {"containerName": "runner", "operator": "In", "values": [5]},
+                "onExitCodes": {"containerName": "runner", "operator": "In", "values": [1, 5]},
             },
             {
                 "action": "FailJob",
                 "onExitCodes": {"containerName": "runner", "operator": "In", "values": [2, 3]},
             },
         ]
+    }
+    # 30 windows, 4 at a time: 8 waves of the CronJob's 1800 s, 3 tries per window
+    assert template["spec"]["activeDeadlineSeconds"] == 1800
+    assert job["spec"]["activeDeadlineSeconds"] == 1800 * 8 * 3
+    pod_labels = job["spec"]["template"]["metadata"]["labels"]
+    assert pod_labels == {
+        k: v
+        for k, v in template["spec"]["template"]["metadata"]["labels"].items()
+        if k != "helm.sh/chart"
+    } | {
+        "app.kubernetes.io/managed-by": "pipeline-runner",
+        "pipeline-runner/backfill-id": BACKFILL_ID,
     }
     assert job["spec"]["ttlSecondsAfterFinished"] == template["spec"]["ttlSecondsAfterFinished"]
     assert (job["spec"]["completions"], job["spec"]["parallelism"]) == (30, 4)
@@ -209,7 +229,12 @@ def test_job_metadata_follows_kubectl_plus_the_backfill(events):
     job = build(events)
     meta = job["metadata"]
     assert meta["name"] == f"{CRONJOB}-bf-{BACKFILL_ID}"
-    assert meta["labels"] == events["spec"]["jobTemplate"]["metadata"]["labels"] | {
+    template_labels = events["spec"]["jobTemplate"]["metadata"]["labels"]
+    assert template_labels["app.kubernetes.io/managed-by"] == "Helm"
+    assert "helm.sh/chart" in template_labels
+    # not Helm's object: tools tracking Helm's releases must not adopt or prune it
+    assert meta["labels"] == {k: v for k, v in template_labels.items() if k != "helm.sh/chart"} | {
+        "app.kubernetes.io/managed-by": "pipeline-runner",
         "pipeline-runner/backfill-id": BACKFILL_ID,
         "pipeline-runner/pipeline": "events",
         "app.kubernetes.io/component": "backfill",
@@ -220,9 +245,8 @@ def test_job_metadata_follows_kubectl_plus_the_backfill(events):
         "pipeline-runner/backfill-end": "2026-01-31T00:00:00+00:00",
         "pipeline-runner/backfill-windows": "30",
     }
-    # a rendered manifest is not a live object: no uid to own the Job, no namespace
     assert "ownerReferences" not in meta
-    assert "namespace" not in meta
+    assert "namespace" not in meta  # a rendered manifest's Job follows -n
 
 
 def test_every_index_runs_its_own_window(events):
@@ -273,7 +297,7 @@ def test_any_windows_round_trip_through_the_pod_environment(windows, parallelism
     assert annotations["pipeline-runner/backfill-end"] == max(w.end for w in windows).isoformat()
 
 
-def test_a_live_cronjob_owns_its_backfill_like_kubectl_does():
+def test_a_live_cronjob_does_not_own_its_backfill():
     cronjob = minimal_cronjob(namespace="etl", uid="1b4e28ba-2fa1-11d2-883f-0016d3cca427")
     cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][1]["env"] = [
         {"name": "A", "value": "1"},
@@ -282,15 +306,11 @@ def test_a_live_cronjob_owns_its_backfill_like_kubectl_does():
     ]
     job = build(cronjob)
     assert job["metadata"]["namespace"] == "etl"
-    assert job["metadata"]["ownerReferences"] == [
-        {
-            "apiVersion": "batch/v1",
-            "kind": "CronJob",
-            "name": "etl-events",
-            "uid": "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
-            "controller": True,  # kubectl sets it; no blockOwnerDeletion (needs finalizers)
-        }
-    ]
+    # owned by the CronJob, it would count against the CronJob's history limits, and the
+    # CronJob controller would delete it after a few scheduled runs; its TTL removes it
+    assert "ownerReferences" not in job["metadata"]
+    # without a deadline of its own in the CronJob: the chart's default per run
+    assert job["spec"]["activeDeadlineSeconds"] == 7200 * 8 * 3
     assert job["metadata"]["annotations"]["team"] == "data"  # jobTemplate annotations, as kubectl
     assert "backoffLimit" not in job["spec"]
     sidecar, runner = job["spec"]["template"]["spec"]["containers"]
@@ -339,9 +359,25 @@ def exits(operator, values, container="runner"):
             id="not-in-catches-5",
         ),
         pytest.param(
+            [{"action": "FailJob", "onExitCodes": exits("NotIn", [1, 5])}],
+            [{"action": "FailJob", "onExitCodes": exits("NotIn", [1, 5])}],
+            id="not-in-spares-1-and-5",
+        ),
+        pytest.param(
             [{"action": "FailJob", "onExitCodes": exits("NotIn", [5])}],
-            [{"action": "FailJob", "onExitCodes": exits("NotIn", [5])}],
-            id="not-in-spares-5",
+            [
+                {"action": "FailIndex", "onExitCodes": exits("In", [1])},
+                {"action": "FailJob", "onExitCodes": exits("NotIn", [5])},
+            ],
+            id="not-in-catches-1",
+        ),
+        pytest.param(
+            [{"action": "FailJob", "onExitCodes": exits("In", [1, 2, 3, 5])}],
+            [
+                {"action": "FailIndex", "onExitCodes": exits("In", [1, 5])},
+                {"action": "FailJob", "onExitCodes": exits("In", [2, 3])},
+            ],
+            id="the-chart's-rule",
         ),
         pytest.param(
             [
@@ -359,7 +395,7 @@ def exits(operator, values, container="runner"):
         ),
     ],
 )
-def test_exit_5_fails_only_its_index(rules, expected):
+def test_exits_1_and_5_fail_only_their_index(rules, expected):
     cronjob = minimal_cronjob()
     cronjob["spec"]["jobTemplate"]["spec"]["podFailurePolicy"] = {"rules": rules}
     assert build(cronjob)["spec"]["podFailurePolicy"] == {"rules": expected}
@@ -505,7 +541,7 @@ def live(cronjob):
     return obj
 
 
-def test_apply_creates_a_job_owned_by_the_live_cronjob(
+def test_apply_creates_the_job_next_to_the_live_cronjob(
     api, events, validate_k8s, newest_kube_version
 ):
     server, batch = api
@@ -518,15 +554,7 @@ def test_apply_creates_a_job_owned_by_the_live_cronjob(
     validate_k8s(to_yaml(job), newest_kube_version)
     created = create_job(job, api=batch)
     stored = server.jobs["etl", f"{CRONJOB}-bf-{BACKFILL_ID}"]
-    assert stored["metadata"]["ownerReferences"] == [
-        {
-            "apiVersion": "batch/v1",
-            "controller": True,
-            "kind": "CronJob",
-            "name": CRONJOB,
-            "uid": "6f1c1d8e-3a51-4e8c-9d3c-0a2d3c4b5e6f",
-        }
-    ]
+    assert "ownerReferences" not in stored["metadata"]
     assert stored["spec"] == job["spec"]  # nothing lost through the client's models
     assert created["metadata"]["uid"] == stored["metadata"]["uid"]
     assert created["metadata"]["namespace"] == "etl"

@@ -159,3 +159,131 @@ def test_cli_check_exit_codes(runner_settings, project):
     ready = runner.invoke(app, ["check"], env=env)
     assert ready.exit_code == 0, ready.output
     assert "schema" in ready.stdout
+
+
+# -- helm test judges what the chart intended -------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+INTENDED_VALUES = {
+    "image": {"repository": "registry.example/pipeline-runner", "tag": "1.2.3"},
+    "pipelines": {
+        "customers": {"image": {"tag": "1.2.4-hotfix"}},
+        "daily_revenue": {
+            "image": {"repository": "registry.example/other", "digest": "sha256:" + "c" * 64}
+        },
+        "exports": {"enabled": False},
+    },
+}
+
+
+def rendered_release(helm, tmp_path, values):
+    """`helm template` of the project's chart as release prod in namespace etl."""
+    import subprocess
+
+    import yaml
+
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    out = subprocess.run(
+        [
+            *(str(helm), "template", "prod", str(ROOT / "charts" / "pipeline-runner")),
+            *("--namespace", "etl", "-f", str(path)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    for doc in docs:
+        doc["metadata"].setdefault("namespace", "etl")  # what helm install -n etl does
+    return docs
+
+
+def check_pod_settings(runner_settings, docs):
+    """Settings as the `helm test` pod gets them: its ConfigMap, then its literal env."""
+    [pod] = [d for d in docs if d["kind"] == "Pod"]
+    [container] = pod["spec"]["containers"]
+    [config] = [
+        d
+        for d in docs
+        if d["kind"] == "ConfigMap"
+        and d["metadata"]["name"] == container["envFrom"][0]["configMapRef"]["name"]
+    ]
+    environ = dict(config["data"]) | {
+        e["name"]: e["value"] for e in container["env"] if "value" in e
+    }
+    update = {
+        "release": environ["RUNNER_RELEASE"],
+        "image": environ["RUNNER_IMAGE"],
+        "disabled_pipelines": json.loads(environ["RUNNER_DISABLED_PIPELINES"]),
+        "pipeline_images": json.loads(environ["RUNNER_PIPELINE_IMAGES"]),
+        "lease_namespace": "etl",
+        "project_dir": ROOT,
+    }
+    return runner_settings.model_copy(update=update)
+
+
+@pytest.fixture(params=[3, 4], ids=["helm3", "helm4"])
+def helm(request):
+    return request.getfixturevalue(f"helm{request.param}")
+
+
+def test_helm_test_passes_with_image_overrides_and_a_disabled_pipeline(
+    helm, runner_settings, api, tmp_path
+):
+    server, batch_api = api
+    docs = rendered_release(helm, tmp_path, INTENDED_VALUES)
+    server.cronjobs["etl"] = [d for d in docs if d["kind"] == "CronJob"]
+    settings = check_pod_settings(runner_settings, docs)
+    assert settings.disabled_pipelines == ["exports"]
+    assert settings.pipeline_images == {
+        "customers": "registry.example/pipeline-runner:1.2.4-hotfix",
+        "daily_revenue": "registry.example/other@sha256:" + "c" * 64,
+    }
+    found = check_deployment(settings, Registry(ROOT / "pipelines"), batch_api=batch_api)
+    cronjobs = {r.name: r for r in found if r.name.startswith("cronjob")}
+    assert set(cronjobs) == {"cronjob:customers", "cronjob:daily_revenue", "cronjob:events"}
+    assert all(r.ok for r in cronjobs.values()), {k: r.detail for k, r in cronjobs.items()}
+    assert cronjobs["cronjob:daily_revenue"].detail == "registry.example/other@sha256:" + "c" * 64
+
+
+def test_helm_test_fails_what_the_chart_did_not_intend(helm, runner_settings, api, tmp_path):
+    server, batch_api = api
+    docs = rendered_release(helm, tmp_path, INTENDED_VALUES)
+    settings = check_pod_settings(runner_settings, docs)
+    # the live CronJobs are those of an older install: every image the release's,
+    # and exports still there although it is now disabled
+    stale = rendered_release(helm, tmp_path, {"image": INTENDED_VALUES["image"]})
+    server.cronjobs["etl"] = [d for d in stale if d["kind"] == "CronJob"]
+    found = {
+        r.name: r
+        for r in check_deployment(settings, Registry(ROOT / "pipelines"), batch_api=batch_api)
+    }
+    assert found["cronjob:events"].ok
+    assert not found["cronjob:customers"].ok
+    assert found["cronjob:customers"].detail == (
+        "runs registry.example/pipeline-runner:1.2.3, its image override is "
+        "registry.example/pipeline-runner:1.2.4-hotfix"
+    )
+    assert not found["cronjob:daily_revenue"].ok
+    assert not found["cronjob:exports"].ok
+    assert found["cronjob:exports"].detail == "the pipeline is disabled, yet has a CronJob"
+
+
+def test_a_release_naming_pipelines_the_image_lacks_fails_the_check(runner_settings, project, api):
+    server, batch_api = api
+    server.cronjobs["etl"] = [cronjob("alpha", IMAGE), cronjob("beta", IMAGE)]
+    settings = runner_settings.model_copy(
+        update={
+            "project_dir": project,
+            "release": "prod",
+            "image": IMAGE,
+            "lease_namespace": "etl",
+            "disabled_pipelines": ["gamma"],
+        }
+    )
+    found = results(settings, project, batch_api)
+    assert not found["intended"].ok
+    assert "this image does not have: gamma" in found["intended"].detail
+    assert found["cronjob:alpha"].ok

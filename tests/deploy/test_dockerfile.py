@@ -1,8 +1,9 @@
 """The Dockerfile: hadolint finds nothing, and the runtime stage is what the chart relies on.
 
-Nothing is built here (no registry to pull a base from); the structure is checked on the
-parsed instructions: a non-root numeric user, ``runner`` as entrypoint, writable paths
-only under /tmp (readOnlyRootFilesystem), no build tools or proxy CAs in what ships.
+Nothing is built here (tests/image builds it); the structure is checked on the parsed
+instructions: a non-root numeric user, tini then ``runner`` as entrypoint, writable paths
+only under /tmp (readOnlyRootFilesystem), no build tools or proxy CAs in what ships, every
+Python download hash-checked from the lock files, a base image that takes a digest.
 """
 
 from __future__ import annotations
@@ -201,8 +202,10 @@ def test_build_stage_trusts_local_certificates(build: Stage) -> None:
     env = build.env()
     assert env["PIP_CERT"] == "/etc/ssl/certs/ca-certificates.crt"
     assert env["REQUESTS_CA_BUNDLE"] == "/etc/ssl/certs/ca-certificates.crt"
-    # Trusted before anything is downloaded.
-    first_download = min(i.line for i in build.all("RUN") if "pip" in i.args)
+    # Trusted before anything is downloaded (Debian packages or Python packages).
+    first_download = min(
+        i.line for i in build.all("RUN") if re.search(r"\b(pip|apt-get)\b", i.args)
+    )
     assert max(i.line for i in build.all("ENV") if "PIP_CERT" in i.args) < first_download
 
 
@@ -210,10 +213,59 @@ def test_build_stage_installs_the_embedded_extra_only_on_request(build: Stage) -
     assert [i.args for i in build.all("ARG")] == ["WITH_EMBEDDED=false"]
     install = " ".join(i.args for i in build.all("RUN"))
     assert re.search(
-        r'if \[ "\$\{WITH_EMBEDDED\}" = "true" \]; then \w+="\$1\[embedded\]"', install
+        r'if \[ "\$\{WITH_EMBEDDED\}" = "true" \]; then lock=requirements/image-embedded.txt; '
+        r"else lock=requirements/image.txt; fi",
+        install,
     )
     assert "python -m venv --without-pip /opt/venv" in install
     assert "--python /opt/venv/bin/python install" in install
+
+
+def pip_installs(stage: Stage) -> list[str]:
+    """Every `pip ... install` command of the stage, continuation lines joined."""
+    commands = [c.strip() for i in stage.all("RUN") for c in i.args.split("&&")]
+    return [c for c in commands if re.search(r"\bpip\b.*\binstall\b", c)]
+
+
+def test_every_python_download_is_hash_checked_from_a_lock(build: Stage) -> None:
+    installs = pip_installs(build)
+    assert len(installs) == 3
+    locked = [c for c in installs if "-r " in c]
+    assert len(locked) == 2  # the build backend, the runtime dependencies
+    for command in locked:
+        assert "--require-hashes" in command, command
+        assert "--only-binary :all:" in command, command  # no sdist built with unlocked tools
+    assert any("-r requirements/build.txt" in c for c in locked)
+    assert any('-r "${lock}"' in c for c in locked)
+    [own] = [c for c in installs if "-r " not in c]
+    assert "--no-deps /dist/pipeline_runner-*.whl" in own  # only the runner's own wheel
+    commands = " ".join(i.args for i in build.all("RUN"))
+    assert "--no-build-isolation" in commands  # built with the locked backend, not a fresh one
+    assert "/opt/venv/bin/python check" in commands
+    assert "requirements/ requirements/" in [i.args for i in build.all("COPY")]
+    for name in ("image.txt", "image-embedded.txt", "build.txt"):
+        assert (REPO / "requirements" / name).is_file(), name
+
+
+def test_the_base_image_is_one_build_argument_that_takes_a_digest(
+    dockerfile: tuple[list[Instruction], list[Stage]],
+) -> None:
+    """`--build-arg BASE_IMAGE=python:3.11-slim@sha256:...` pins both stages, as documented."""
+    _, stages = dockerfile
+    assert {stage.base for stage in stages} == {"${BASE_IMAGE}"}
+    header = DOCKERFILE.read_text().split("\nARG BASE_IMAGE")[0]
+    assert "--build-arg BASE_IMAGE=python:3.11-slim@sha256:<digest>" in header
+    assert "RepoDigests" in header  # says where to find the digest
+
+
+def test_pid_1_is_tini_from_debian(build: Stage, runtime: Stage) -> None:
+    apt = [i.args for i in build.all("RUN") if "apt-get install" in i.args]
+    assert len(apt) == 1
+    assert re.search(r"--no-install-recommends tini=0\.19\.\*", apt[0])  # pinned to a release
+    assert "rm -rf /var/lib/apt/lists/*" in apt[0]
+    copies = [i.args for i in runtime.all("COPY")]
+    assert "--from=build /usr/bin/tini-static /usr/bin/tini" in copies  # static: no libc match
+    assert json.loads(runtime.all("ENTRYPOINT")[-1].args) == ["/usr/bin/tini", "--", "runner"]
 
 
 def test_runtime_runs_runner_as_a_numeric_non_root_user(runtime: Stage) -> None:
@@ -224,7 +276,7 @@ def test_runtime_runs_runner_as_a_numeric_non_root_user(runtime: Stage) -> None:
     assert int(match.group(1)) != 0
     assert int(match.group(2)) != 0
     assert users[0].line > max(i.line for i in runtime.all("RUN"))  # nothing runs as root after
-    assert json.loads(runtime.all("ENTRYPOINT")[-1].args) == ["runner"]
+    assert json.loads(runtime.all("ENTRYPOINT")[-1].args)[-1] == "runner"
     assert json.loads(runtime.all("CMD")[-1].args) == ["--help"]
 
 

@@ -1,6 +1,5 @@
 """`runner render`: golden files, determinism, added and removed pipelines, --check."""
 
-import shutil
 import textwrap
 from pathlib import Path
 
@@ -37,15 +36,11 @@ PIPELINES = {
 
 
 @pytest.fixture
-def project(tmp_path):
+def project(tmp_path, chart_copy):
     (tmp_path / "pipelines").mkdir()
     for name, body in PIPELINES.items():
         (tmp_path / "pipelines" / f"{name}_pipeline.py").write_text(textwrap.dedent(body))
-    shutil.copytree(
-        ROOT / "charts" / "pipeline-runner",
-        tmp_path / "chart",
-        ignore=shutil.ignore_patterns("pipelines"),
-    )
+    chart_copy(tmp_path / "chart")
     return tmp_path
 
 
@@ -64,7 +59,7 @@ def test_rendering_matches_the_golden_files(project):
 
 def test_manual_pipelines_get_a_suspended_never_firing_cronjob(project):
     text = next(t for p, t in rendered(project).files.items() if p.name == "manual_fix.yaml")
-    assert 'default "0 0 31 2 *"' in text
+    assert '"schedule" "0 0 31 2 *"' in text
     assert '"suspend") true (hasKey' in text
 
 
@@ -108,9 +103,7 @@ def test_check_reports_a_stale_chart_with_a_diff(project):
     )
     changed = runner.invoke(app, ["render", "--chart", "chart", "--check"], env=env)
     assert changed.exit_code == 1
-    assert (
-        '-  schedule: {{ index $o "schedule" | default "*/15 * * * *" | quote }}' in changed.stdout
-    )
+    assert '"overrides" $o "schedule" "*/15 * * * *" "source"' in changed.stdout
 
 
 def test_a_broken_pipeline_or_a_missing_chart_refuses_to_render(project):
@@ -125,3 +118,49 @@ def test_a_broken_pipeline_or_a_missing_chart_refuses_to_render(project):
 def test_the_committed_chart_is_up_to_date_with_the_example_pipelines():
     result = render(Registry(ROOT / "pipelines"), ROOT / "charts" / "pipeline-runner", ROOT)
     assert result.diff() == "", "run `runner render` and commit the chart"
+
+
+def test_the_schema_and_the_index_list_exactly_the_pipelines(project):
+    import json
+
+    result = rendered(project)
+    schema = json.loads(result.support[project / "chart" / "values.schema.json"])
+    pipelines = schema["properties"]["pipelines"]
+    assert set(pipelines["properties"]) == {"orders", "manual_fix"}
+    assert pipelines["additionalProperties"] is False
+    assert pipelines["properties"]["orders"] == {
+        "description": "Overrides of the pipeline orders (pipelines/orders_pipeline.py).",
+        "allOf": [{"$ref": "#/definitions/pipeline"}],
+    }
+    index = result.support[project / "chart" / "templates" / "pipelines" / "_index.tpl"]
+    assert '["manual_fix", "orders"]' in index
+    write(result)
+    (project / "pipelines" / "extra_pipeline.py").write_text(
+        "from runner import el\npipeline = el('extra', schedule='@daily', extract=[], load=print)\n"
+    )
+    added = rendered(project)
+    assert '"extra": {' in added.diff()  # --check notices a schema that lags the pipelines
+    write(added)
+    assert (
+        "extra"
+        in json.loads((project / "chart" / "values.schema.json").read_text())["properties"][
+            "pipelines"
+        ]["properties"]
+    )
+
+
+def test_chart_values_for_a_pipeline_that_does_not_exist_are_refused(project):
+    values = project / "chart" / "values.yaml"
+    values.write_text(values.read_text().replace("pipelines: {}", "pipelines: {order: {}}"))
+    with pytest.raises(
+        PipelineDefinitionError,
+        match=r"values.yaml: pipelines.order configures a pipeline that does not exist "
+        r"\(there are: manual_fix, orders\)",
+    ):
+        rendered(project)
+
+
+def test_a_chart_without_the_pipeline_definition_in_its_schema_is_refused(project):
+    (project / "chart" / "values.schema.json").write_text('{"properties": {"pipelines": {}}}')
+    with pytest.raises(PipelineDefinitionError, match="not the chart's values schema"):
+        rendered(project)

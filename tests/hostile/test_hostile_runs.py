@@ -71,6 +71,7 @@ PIPELINES = {
             extract=http_json(
                 os.environ.get("HOSTILE_URL", "http://127.0.0.1:9/unset"),
                 timeout=0.3,
+                request_deadline=2.0,
                 max_retries=2,
                 backoff_factor=0.001,
             ),
@@ -251,6 +252,9 @@ def test_an_empty_file_is_a_run_without_rows(case, env, tmp_path):
         ("/nested", 1, r"nested too deeply"),
         ("/loop/a", 1, r"redirect loop"),
         ("/status/403", 1, r"returned HTTP 403"),
+        ("/retry-after/100000", 75, r"asking to wait 100000 s \(Retry-After\)"),
+        ("/trickle-body", 75, r"no complete response within request_deadline=2 s"),
+        ("/gzip-bomb", 1, r"larger than max_response_bytes=64 MiB once decompressed"),
     ],
 )
 def test_a_failing_api_fails_the_run_with_the_documented_code(

@@ -83,6 +83,10 @@ def test_image_builds_and_runs_read_only(
     )
     assert summary["pipelines"] == pipelines
     assert summary["events_rows"] == EVENTS_ROWS
+    # SIGTERM to the container while `runner migrate --wait-ready 600` waits: tini (PID 1)
+    # forwards it and runner exits with the documented code, well inside Kubernetes' 30 s.
+    assert summary["sigterm"]["exit_code"] == 130
+    assert summary["sigterm"]["seconds"] < 30
     sizes = summary["sizes_bytes"]
     assert 0 < sizes["base"] < sizes["slim"] < sizes["embedded"]
     # The proxy's CA certificates went into a temporary context, never into the repository.
@@ -95,6 +99,7 @@ def test_image_builds_and_runs_read_only(
             f"\nimage sizes (MiB): base {mib['base']}, without the embedded extra "
             f"{mib['slim']}, with it {mib['embedded']}; seconds: base {seconds['base']} "
             f"(built: {summary['base_built']}), builds {seconds['build_embedded']} + "
-            f"{seconds['build_slim']}, checks {seconds['checks']}, total {seconds['total']}",
+            f"{seconds['build_slim']}, checks {seconds['checks']}, total {seconds['total']}; "
+            f"SIGTERM to exit 130 in {summary['sigterm']['seconds']} s",
             file=sys.stderr,
         )

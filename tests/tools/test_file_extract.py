@@ -145,15 +145,46 @@ def test_csv_bad_row_names_the_file_and_row(workdir, make_context):
     with pytest.raises(FatalError) as info:
         list(source.extract(make_context()))
     message = str(info.value)
-    assert message.startswith("CSV file z_bad.csv: ")
-    assert "Row #2002" in message
-    assert "Expected 2 columns, got 1" in message
+    assert message == "CSV file z_bad.csv: line 2002: expected 2 columns, got 1"
 
 
-def test_csv_value_of_the_wrong_type_names_file_row_and_hints(workdir, make_context):
-    write(workdir / "a.csv", "n\n1\n2\nnot-a-number\n")
-    with pytest.raises(FatalError, match=r"CSV file a\.csv: .*Row #4.*column_types="):
+def test_csv_value_of_a_given_type_names_line_column_value_and_no_given_option(
+    workdir, make_context
+):
+    write(workdir / "a.csv", "n,s\n1,a\n\n2,b\nnot-a-number,c\n")  # a blank line: line 5
+    with pytest.raises(FatalError) as info:
         list(read_csv("a.csv", column_types={"n": pa.int64()}).extract(make_context()))
+    message = str(info.value)
+    assert message.startswith(
+        "CSV file a.csv: line 5: column 'n': cannot read 'not-a-number' as int64"
+    )
+    assert "pass column_types=" not in message
+    assert "column_types= sets the type of 'n'" in message
+
+
+def test_csv_value_of_an_inferred_type_hints_at_column_types(workdir, make_context):
+    rows = "".join(f"{i},x\n" for i in range(2000))
+    write(workdir / "a.csv", f"n,s\n{rows}oops,y\n")
+    with pytest.raises(FatalError) as info:
+        list(read_csv("a.csv", block_size=4096).extract(make_context()))
+    assert str(info.value) == (
+        "CSV file a.csv: line 2002: column 'n': cannot read 'oops' as int64 (the type of 'n' "
+        "was inferred from the first block; pass column_types={'n': pa.string()} or schema= "
+        "to choose it)"
+    )
+
+
+def test_csv_marker_like_value_hints_at_null_values_unless_given(workdir, make_context):
+    write(workdir / "a.csv", "n\n1\n-\n")
+    source = read_csv("a.csv", column_types={"n": pa.int64()})
+    with pytest.raises(FatalError, match=r"line 3: .*'-' marks a missing value, pass null_values="):
+        list(source.extract(make_context()))
+    given = read_csv("a.csv", schema=pa.schema([("n", pa.int64())]), null_values=["NULL"])
+    with pytest.raises(FatalError) as info:
+        list(given.extract(make_context()))
+    assert "schema= sets the type of 'n'" in str(info.value)
+    assert "add it to null_values=" in str(info.value)
+    assert "pass " not in str(info.value)
 
 
 def test_csv_later_file_with_other_columns_fails_naming_the_file(workdir, make_context):
@@ -163,7 +194,7 @@ def test_csv_later_file_with_other_columns_fails_naming_the_file(workdir, make_c
         list(read_csv("*.csv").extract(make_context()))
     assert str(info.value) == (
         "CSV file b.csv: columns do not match the first file (a.csv): "
-        "missing name; unexpected label"
+        "missing name; unexpected label (missing_columns='null' reads missing columns as null)"
     )
 
 
@@ -181,6 +212,40 @@ def test_empty_and_header_only_files_are_skipped_without_fixing_the_schema(workd
     _, table = read_all(read_csv("*.csv"), make_context())
     assert table.schema == pa.schema([("n", pa.int64()), ("s", pa.string())])
     assert table.num_rows == 1
+
+
+def test_csv_null_markers_by_default_in_typed_columns_and_backslash_n_in_text(
+    workdir, make_context
+):
+    write(
+        workdir / "a.csv",
+        "n,x,ts,s\n"
+        "1,1.5,2026-01-01 00:00:00,a\n"
+        ",,,\n"
+        "NA,NA,NA,NA\n"
+        "NULL,NULL,NULL,NULL\n"
+        "\\N,\\N,\\N,\\N\n",
+    )
+    types = {"n": pa.int64(), "x": pa.float64(), "ts": pa.timestamp("s"), "s": pa.string()}
+    _, table = read_all(read_csv("a.csv", column_types=types), make_context())
+    assert table.column("n").to_pylist() == [1, None, None, None, None]
+    assert table.column("x").to_pylist() == [1.5, None, None, None, None]
+    assert table.column("ts").null_count == 4
+    # text: an empty field and 'NA' (Namibia) are values; only ClickHouse's \N is null
+    assert table.column("s").to_pylist() == ["a", "", "NA", "NULL", None]
+
+    inferred = read_all(read_csv("a.csv"), make_context())[1]
+    assert inferred.column("n").to_pylist() == [1, None, None, None, None]
+
+
+def test_csv_given_null_values_replace_the_markers_in_every_column(workdir, make_context):
+    write(workdir / "a.csv", "n,s\n1,a\n-,-\nNA,NA\n")
+    source = read_csv("a.csv", column_types={"n": pa.int64()}, null_values=["-"])
+    with pytest.raises(FatalError, match=r"line 4: column 'n': cannot read 'NA' as int64"):
+        list(source.extract(make_context()))
+    write(workdir / "a.csv", "n,s\n1,a\n-,-\n")
+    _, table = read_all(source, make_context())
+    assert table.to_pylist() == [{"n": 1, "s": "a"}, {"n": None, "s": None}]
 
 
 # --- JSON Lines ----------------------------------------------------------------------------
@@ -224,8 +289,7 @@ def test_jsonl_bad_line_names_the_file_and_line_counting_blank_lines(workdir, ma
     with pytest.raises(FatalError) as info:
         list(source.extract(make_context()))
     message = str(info.value)
-    assert message.startswith("JSONL file a.jsonl: JSON parse error")
-    assert message.endswith("at line 304")
+    assert message == "JSONL file a.jsonl: line 304: is not JSON (Expecting value at column 7)"
 
 
 def test_jsonl_later_file_with_an_extra_key_fails_naming_it(workdir, make_context):

@@ -261,9 +261,26 @@ def test_max_pages_bounds_an_endless_cursor(api, ctx):
         records_path="items",
         pagination=Cursor(cursor_param="c", cursor_path="next"),
         max_pages=3,
+        on_max_pages="stop",
     )
 
     assert [r["id"] for r in rows(run(source, ctx))] == [1, 2, 3]
+    assert len(api.requests) == 3
+
+
+def test_max_pages_reached_fails_by_default(api, ctx):
+    api.routes["/items"] = lambda _: ok(
+        {"items": [{"id": len(api.requests)}], "next": f"c{len(api.requests)}"}
+    )
+    source = http_json(
+        api.url("/items"),
+        records_path="items",
+        pagination=Cursor(cursor_param="c", cursor_path="next"),
+        max_pages=3,
+    )
+
+    with pytest.raises(FatalError, match="more pages remain after max_pages=3"):
+        run(source, ctx)
     assert len(api.requests) == 3
 
 
@@ -481,6 +498,29 @@ def test_bad_records_path_is_fatal(api, ctx, body, expected):
     assert api.url("/items") in str(err.value)
 
 
+def test_redirect_to_another_origin_is_followed_without_credentials(api, ctx, monkeypatch):
+    monkeypatch.setenv("HTTP_TEST_TOKEN", "tok-redirect-1")
+    api.routes["/old"] = lambda _: (302, {"Location": api.url("/new", "localhost")}, b"")
+    api.routes["/new"] = lambda _: ok(ITEMS[:2])
+    source = http_json(
+        api.url("/old"), auth_token_env="HTTP_TEST_TOKEN", headers={"X-Api-Key": "k-secret"}
+    )
+
+    assert rows(run(source, ctx)) == ITEMS[:2]
+    first, second = api.requests
+    assert first.headers["authorization"] == "Bearer tok-redirect-1"
+    assert second.headers["host"].startswith("localhost")
+    assert "authorization" not in second.headers
+    assert "x-api-key" not in second.headers
+
+
+def test_redirect_to_a_non_http_scheme_is_fatal(api, ctx):
+    api.routes["/old"] = lambda _: (301, {"Location": "file:///etc/passwd"}, b"")
+
+    with pytest.raises(FatalError, match=r"redirects to file:///etc/passwd, not http\(s\)"):
+        run(http_json(api.url("/old")), ctx)
+
+
 # ----------------------------------------------------------------------------- auth
 
 
@@ -609,11 +649,18 @@ def test_runs_in_an_el_pipeline_with_bounded_batches(api, make_context, runner_s
         (lambda: Cursor(cursor_param="after", cursor_path=""), "cursor_path"),
         (lambda: Cursor(cursor_param=" ", cursor_path="next"), "cursor_param"),
         (lambda: NextLink(next_path=".next"), "dotted path"),
+        (lambda: http_json("https://e.com", timeout="5"), "timeout: Input should be"),
+        (lambda: http_json("https://e.com", max_response_bytes=1.5), "max_response_bytes"),
+        (lambda: HttpJsonSource("https://e.com", bogus=1), "bogus: Extra inputs"),
+        (lambda: PageNumber(page_size=True), "page_size"),
+        (lambda: http_json("https://e.com", headers={"X-Key": "s3cr3t\r\nX: y"}), "one-line"),
     ],
 )
 def test_bad_declarations_are_config_errors(declare, expected):
-    with pytest.raises(ConfigError, match=expected):
+    with pytest.raises(ConfigError, match=expected) as err:
         declare()
+    assert "\n" not in str(err.value)
+    assert "s3cr3t" not in str(err.value)  # a header value is never shown
 
 
 def test_describe_and_defaults():

@@ -6,7 +6,7 @@ import pytest
 
 from runner.errors import ConfigError, FatalError, NotReadyError, WarehouseUnavailableError
 from runner.settings import Settings
-from runner.warehouse.client import Warehouse, parse_url, translate_error
+from runner.warehouse.client import Warehouse, embedded_directory, parse_url, translate_error
 from runner.warehouse.sql import qualified_table, quote_identifier
 
 
@@ -36,6 +36,8 @@ def test_urls_choose_the_engine():
         ("http:///db", "no host"),
         ("http://h:notaport/db", "bad port"),
         ("http://h/bad-name", "invalid database"),
+        ("chdb:///tmp/wh?mode=ro", "no query or fragment"),
+        ("chdb:///tmp/wh#x", "no query or fragment"),
     ],
 )
 def test_bad_urls_are_config_errors_naming_the_url(url, message):
@@ -104,3 +106,25 @@ def test_retriable_codes_become_retriable_errors():
         translate_error(OperationalError("connection reset"), "q"), WarehouseUnavailableError
     )
     assert type(translate_error(DatabaseError("Code: 62. Syntax error"), "q")) is FatalError
+
+
+def test_the_embedded_warehouse_is_never_a_filesystem_root(monkeypatch):
+    made = []
+    monkeypatch.setattr(Path, "mkdir", lambda self, **kw: made.append(self))
+    with pytest.raises(ConfigError, match=r"RUNNER_WAREHOUSE_URL chdb:///: .*its own directory"):
+        embedded_directory(Path("/"))
+    assert made == []  # refused before anything is created
+
+
+def test_the_embedded_warehouse_may_be_new_empty_or_a_warehouse(tmp_path):
+    assert embedded_directory(tmp_path / "new" / "wh") == tmp_path / "new" / "wh"
+    (tmp_path / "empty").mkdir()
+    assert embedded_directory(tmp_path / "empty") == tmp_path / "empty"
+    (tmp_path / "old" / "metadata").mkdir(parents=True)
+    (tmp_path / "old" / "notes.txt").write_text("")
+    assert embedded_directory(tmp_path / "old") == tmp_path / "old"
+    with pytest.raises(ConfigError, match="holds other files and no chDB warehouse"):
+        embedded_directory(tmp_path / "new")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="is not a directory"):
+        embedded_directory(tmp_path / "file")

@@ -76,17 +76,31 @@ class FileLock(Lock):
                 raise RuntimeError(f"{self!r} is already held by this object")
             try:
                 self.directory.mkdir(parents=True, exist_ok=True)
-                self._flock.acquire(timeout=wait)
+                self._flock.acquire(timeout=0)
             except Timeout:
-                raise self._refusal(wait) from None
+                if not wait:
+                    raise self._refusal(wait) from None
+                who = self._read_sidecar() or self._unknown_holder()
+                self._log.info("lock busy; waiting", holder=who.identity, wait=wait)
+                try:
+                    self._flock.acquire(timeout=wait)
+                except Timeout:
+                    raise self._refusal(wait) from None
             except OSError as exc:
-                raise ConfigError(f"cannot lock {self.path}: {exc.strerror or exc}") from exc
+                raise ConfigError(
+                    f"RUNNER_LOCK_DIR: cannot lock {self.path}: {exc.strerror or exc}"
+                ) from exc
             held = Holder(identity=self.identity, acquired_at=datetime.now(UTC))
             try:
                 self._write_sidecar(held)
             except OSError as exc:
                 self._flock.release()
-                raise ConfigError(f"cannot write {self.holder_path}: {exc.strerror}") from exc
+                raise ConfigError(
+                    f"RUNNER_LOCK_DIR: cannot write {self.holder_path}: {exc.strerror}"
+                ) from exc
+            except BaseException:  # a stop signal: give the flock back before leaving
+                self._flock.release()
+                raise
             self._held = held
         self._log.debug("lock acquired", path=str(self.path))
 

@@ -1,88 +1,118 @@
 """Kubernetes Lease locks: exclusion across pods and nodes, with a TTL for dead holders.
 
 A ``coordination.k8s.io/v1`` Lease per lock.  Every write is a compare-and-swap on the
-``resourceVersion`` the writer last saw, so of two racing pods exactly one wins.  A holder
-renews ``renewTime`` every ``ttl/3`` from a daemon thread; a Lease whose ``renewTime`` is
-older than its ``leaseDurationSeconds`` belongs to a dead (or partitioned) holder and is
-taken over, counting ``leaseTransitions``.  A lease held under our own identity by another
-lock object or an earlier incarnation is *not* ours: identities are often shared (pid 1 in
-every container), so only the object that wrote ``acquireTime`` renews or deletes it.
-Release deletes the Lease with uid/resourceVersion preconditions, so per-window locks do
-not pile up in etcd.  The service account needs get, create, update and delete on leases.
+``resourceVersion`` the writer last saw, so of two racing pods exactly one wins.
 
-``kubernetes`` is imported only inside these code paths: it is heavy, and file locks and
-``import runner`` must not pay for it.
+Expiry is judged on this process's own monotonic clock, never on the holder's wall clock
+(client-go's leader election does the same): pods' clocks may be a minute apart, so a
+``renewTime`` that looks old may come from a live holder whose clock is behind, and one
+that looks fresh from a dead holder whose clock is ahead.  A contender remembers the
+Lease's record (holder, times, transitions) and the local moment it first saw that record;
+the holder is gone once the record has stayed unchanged for ``leaseDurationSeconds`` as
+measured here.  A live holder renews every ``ttl/3``, which changes the record and restarts
+the count.  The holder in turn measures its own hold from the moment it *sent* its last
+successful write, and stops renewing and gives up (``lost``, so the run stops between
+batches) ``2·ttl/3`` after it, a third of the TTL before any contender can see it expire.
+
+A process meets each Lease afresh (``runner run`` is a new process every time), so a
+refusal cannot wait for proof: a Lease whose holder's own clock says it was renewed within
+its duration is taken as held at once (exit 5).  One whose holder's clock says it expired is
+not believed either: the contender watches it, even past its own ``wait_seconds``, until it
+changes (held: refused) or stays unchanged for a whole duration (taken over).
+
+A Lease held under our own identity by another lock object or an earlier incarnation is
+*not* ours: identities are often shared (pid 1 in every container), so only the object that
+wrote ``acquireTime`` renews or deletes it.  Release deletes the Lease with uid and
+resourceVersion preconditions, so per-window locks do not pile up in etcd; a stop signal
+waits for that delete (``runner.signals.shielded``), and one that cuts an acquire short
+deletes what that acquire may have written, so no Lease is left to linger for its TTL.
+The service account needs get, create, update and delete on leases.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from runner.errors import AlreadyRunningError, ConfigError, NotReadyError, RunnerError
 from runner.kube.client import SERVICE_ACCOUNT_NAMESPACE, build_api_client, pod_namespace
 from runner.log import get_logger
+from runner.signals import shielded
 from runner.state.locks.base import Holder, Lock, check_wait, lock_key
+from runner.state.locks.lease_api import (
+    LeaseApi,
+    LeaseConflictError,
+    LeaseMissingError,
+    aware,
+    micro_time,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from kubernetes.client import CoordinationV1Api, V1Lease, V1ObjectMeta
-    from kubernetes.client.exceptions import ApiException
+    from kubernetes.client import CoordinationV1Api, V1Lease
 
     from runner.settings import Settings
 
-T = TypeVar("T")
-
-RBAC_VERBS = "get, create, update and delete"
-MANAGED_BY_LABEL = ("app.kubernetes.io/managed-by", "pipeline-runner")
-LOCK_NAME_ANNOTATION = "pipeline-runner/lock-name"
 CONFLICT_RETRIES = 5
 BACKOFF_FIRST = 0.05
 BACKOFF_CAP = 2.0
-
-
-class _MissingError(Exception):
-    """HTTP 404: the Lease does not exist (any more)."""
-
-
-class _ConflictError(Exception):
-    """HTTP 409: someone else wrote first; re-read and decide again."""
+RENEW_RETRY_SECONDS = 2.0  # after a failed renewal, try again this soon (at most ttl/12)
+GIVE_UP_FRACTION = 2 / 3  # of the TTL, after the last successful write was sent
+EXPIRY_SLACK = 0.01  # wake just after a watched Lease expires here
+MIN_REQUEST_TIMEOUT = 0.05
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _micro(moment: datetime) -> datetime:
-    """A MicroTime the API server will parse.
-
-    The client renders datetimes with ``isoformat()``, which drops ``.000000`` on a whole
-    second, and the server parses MicroTime with a fixed six-digit layout, rejecting that
-    with HTTP 400.  Nudging such a moment by one microsecond keeps the digits.
-    """
-    moment = _aware(moment)
-    return moment.replace(microsecond=1) if moment.microsecond == 0 else moment
-
-
-def _aware(moment: datetime) -> datetime:
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
-
-
 def _build_api() -> CoordinationV1Api:
     from kubernetes import client
 
-    return client.CoordinationV1Api(build_api_client("lock backend 'lease'"))
+    # No urllib3 retries: each would get a full request timeout, and a renewal that
+    # outlives the moment its holder gives up defeats the margin before expiry.
+    return client.CoordinationV1Api(build_api_client("lock backend 'lease'", retries=False))
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """A Lease record and the local monotonic moment this process first saw it."""
+
+    record: tuple[Any, ...]
+    at: float
+
+
+@dataclass(frozen=True)
+class _Blocked:
+    """Who holds the Lease, and when it expires as judged here."""
+
+    holder: Holder
+    record: tuple[Any, ...]
+    expires: float  # local monotonic time
+    looks_stale: bool  # by its holder's own clock; not believed without watching
+
+
+def _record(lease: V1Lease) -> tuple[Any, ...]:
+    """What a live holder changes on every renewal (client-go's observed record)."""
+    spec, meta = lease.spec, lease.metadata
+    return (
+        meta.uid if meta else None,
+        spec.holder_identity if spec else None,
+        spec.acquire_time if spec else None,
+        spec.renew_time if spec else None,
+        spec.lease_duration_seconds if spec else None,
+        spec.lease_transitions if spec else None,
+    )
 
 
 class LeaseLock(Lock):
-    """A lock held as a Kubernetes Lease; ``lost`` is set if a renewal finds it taken."""
+    """A lock held as a Kubernetes Lease; ``lost`` is set when the hold ends by itself."""
 
     def __init__(
         self,
@@ -93,6 +123,7 @@ class LeaseLock(Lock):
         identity: str,
         ttl_seconds: float = 60.0,
         clock: Callable[[], datetime] | None = None,
+        monotonic: Callable[[], float] | None = None,
         request_timeout: float | None = None,
     ) -> None:
         if not namespace:
@@ -107,14 +138,20 @@ class LeaseLock(Lock):
         self.ttl_seconds = float(ttl_seconds)
         self.lease_name = lock_key(name)
         self.lost = threading.Event()
-        self._api = api
         self._duration = max(1, math.ceil(ttl_seconds))
         self._renew_every = self.ttl_seconds / 3
-        self._timeout = request_timeout or max(1.0, min(10.0, self._renew_every))
+        self._give_up_after = self.ttl_seconds * GIVE_UP_FRACTION
+        timeout = request_timeout or max(1.0, min(10.0, self._renew_every))
+        self._api = LeaseApi(api, namespace, self.lease_name, timeout)
         self._clock = clock or _utc_now
+        self._mono = monotonic or time.monotonic
         self._mutex = threading.RLock()
         self._lease: V1Lease | None = None  # as we last wrote it: CAS base for renew/release
         self._held: Holder | None = None
+        self._give_up_at = 0.0  # local monotonic time the holder stops believing it holds
+        self._writing: datetime | None = None  # acquireTime of an acquiring write in flight
+        self._seen: _Seen | None = None
+        self._on_lost: list[Callable[[], None]] = []
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
         self._log = get_logger(lock=name, lease=f"{namespace}/{self.lease_name}")
@@ -139,34 +176,23 @@ class LeaseLock(Lock):
     # -- the Lock interface ------------------------------------------------------------
 
     def acquire(self, *, wait_seconds: float = 0.0) -> None:
-        """Create or take over the Lease, retrying with jittered backoff until the deadline."""
+        """Create or take over the Lease, retrying with jittered backoff until the deadline.
+
+        A Lease that only *looks* expired (by its holder's clock) is watched for up to one
+        duration even beyond ``wait_seconds``; see the module docstring.
+        """
         wait = check_wait(wait_seconds)
-        deadline = time.monotonic() + wait
-        delay = BACKOFF_FIRST
         with self._mutex:
             if self._held is not None:
                 raise RuntimeError(f"{self!r} is already held by this object")
-            while (blocker := self._try_acquire()) is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    waited = f" after waiting {wait:g}s" if wait else ""
-                    raise AlreadyRunningError(
-                        f"lock {self.name!r} is {blocker.describe()} "
-                        f"(Lease {self.namespace}/{self.lease_name}){waited}"
-                    )
-                if delay == BACKOFF_FIRST:
-                    self._log.info("lock busy; waiting", holder=blocker.identity, wait=wait)
-                time.sleep(min(remaining, delay * random.uniform(0.5, 1.0)))  # noqa: S311
-                delay = min(BACKOFF_CAP, delay * 2)
-            self.lost.clear()
-            self._stop = threading.Event()
-            self._renewer = threading.Thread(
-                target=self._renew_loop,
-                args=(self._stop,),
-                name=f"lease-renew:{self.lease_name}",
-                daemon=True,
-            )
-            self._renewer.start()
+            try:
+                self._take(self._mono() + wait, wait)
+                self._start_renewing()
+            except AlreadyRunningError:
+                raise
+            except BaseException:  # a stop signal or an API failure mid-write
+                self._abandon()
+                raise
         self._log.debug("lock acquired", ttl=self.ttl_seconds)
 
     def release(self) -> None:
@@ -174,8 +200,8 @@ class LeaseLock(Lock):
         self._stop.set()
         renewer = self._renewer
         if renewer is not None and renewer is not threading.current_thread():
-            renewer.join(timeout=2 * self._timeout + 1)
-        with self._mutex:
+            renewer.join(timeout=2 * self._api.timeout + 1)
+        with self._mutex, shielded():
             held, lease = self._held, self._lease
             self._held = self._lease = self._renewer = None
             if held is None or lease is None:
@@ -194,230 +220,243 @@ class LeaseLock(Lock):
         self._log.debug("lock released")
 
     def holder(self) -> Holder | None:
-        """The Lease's live holder, or ``None`` when absent, released or expired."""
-        lease = self._read()
-        return None if lease is None else self._live_holder(lease, _aware(self._clock()))
+        """Our own hold, else the Lease's holder unless this process saw it expire."""
+        with self._mutex:
+            if self._held is not None:
+                return self._held
+            lease = self._api.read()
+            if lease is None:
+                return None
+            blocked = self._blocked_by(lease, self._mono())
+            return blocked.holder if blocked else None
+
+    def on_lost(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (from the renewing thread) when the hold ends by itself."""
+        self._on_lost.append(callback)
+        if self.lost.is_set():
+            callback()
 
     # -- acquisition -------------------------------------------------------------------
 
-    def _try_acquire(self) -> Holder | None:
-        """One round of read-then-CAS; ``None`` when we hold it, else who blocks us."""
-        now = _micro(self._clock())
+    def _take(self, deadline: float, wait: float) -> None:
+        """Try until we hold the Lease, or refuse once past the deadline (or the watch)."""
+        delay = BACKOFF_FIRST
+        first: _Blocked | None = None
+        while (blocked := self._try_acquire()) is not None:
+            if first is None:
+                first = blocked
+            now = self._mono()
+            watching = blocked.looks_stale and blocked.record == first.record
+            limit = max(deadline, blocked.expires) if watching else deadline
+            if now >= limit:
+                raise self._refusal(blocked.holder, wait)
+            if blocked is first:
+                self._log.info(
+                    "lock busy; waiting",
+                    holder=blocked.holder.identity,
+                    wait=wait,
+                    watching_seconds=round(limit - now, 3) if watching else None,
+                )
+            pause = min(
+                limit - now,
+                delay * random.uniform(0.5, 1.0),  # noqa: S311 - jitter, not secrets
+                max(0.0, blocked.expires - now) + EXPIRY_SLACK,
+            )
+            time.sleep(pause)
+            delay = min(BACKOFF_CAP, delay * 2)
+
+    def _try_acquire(self) -> _Blocked | None:
+        """One round of read-then-CAS; ``None`` when we hold it, else what blocks us."""
         for _ in range(CONFLICT_RETRIES):
-            now = _micro(self._clock())
-            lease = self._read()
+            lease = self._api.read()
+            if lease is not None and (blocked := self._blocked_by(lease, self._mono())):
+                return blocked
+            now = micro_time(self._clock())
+            sent = self._mono()
+            self._writing = now
             try:
                 if lease is None:
-                    body = self._body(None, acquired=now, renewed=now, transitions=0)
-                    self._lease = self._call("create", self._api.create_namespaced_lease, body)
+                    body = self._api.body(
+                        None, self.name, self.identity, now, now, self._duration, 0
+                    )
+                    written = self._api.create(body)
                 else:
-                    if (blocker := self._live_holder(lease, now)) is not None:
-                        return blocker
                     spec = lease.spec
                     transitions = (spec.lease_transitions or 0) if spec else 0
                     if not spec or spec.holder_identity != self.identity:  # as client-go counts
                         transitions += 1
-                    body = self._body(lease.metadata, now, now, transitions)
-                    self._lease = self._call("update", self._api.replace_namespaced_lease, body)
-            except (_ConflictError, _MissingError):
+                    body = self._api.body(
+                        lease.metadata, self.name, self.identity, now, now, self._duration,
+                        transitions,
+                    )  # fmt: skip
+                    written = self._api.replace(body)
+            except (LeaseConflictError, LeaseMissingError):
+                self._writing = None
                 continue  # someone wrote between our read and our write: look again
+            self._lease = written
             self._held = Holder(self.identity, now, now, now + timedelta(seconds=self._duration))
+            self._give_up_at = sent + self._give_up_after
+            self._writing = self._seen = None
             return None
-        lease = self._read()  # lost every race: report whoever keeps winning
-        blocker = self._live_holder(lease, now) if lease is not None else None
-        return blocker or Holder("unknown (contended)", now)
+        lease = self._api.read()  # lost every race: report whoever keeps winning
+        seen = self._mono()
+        blocked = self._blocked_by(lease, seen) if lease is not None else None
+        unknown = Holder("unknown (contended)", micro_time(self._clock()))
+        return blocked or _Blocked(unknown, (), seen, looks_stale=False)
 
-    def _live_holder(self, lease: V1Lease, now: datetime) -> Holder | None:
+    def _blocked_by(self, lease: V1Lease, seen_at: float) -> _Blocked | None:
+        """The holder of ``lease`` unless its record stayed unchanged for a duration here."""
         spec = lease.spec
         if spec is None or not spec.holder_identity:
-            return None
-        renewed = spec.renew_time or spec.acquire_time
-        if renewed is None:
-            return None  # never renewed: nothing proves the holder alive
-        renewed = _aware(renewed)
-        expires = renewed + timedelta(seconds=spec.lease_duration_seconds or self._duration)
-        if expires <= now:
-            return None
-        acquired = _aware(spec.acquire_time) if spec.acquire_time else renewed
-        return Holder(spec.holder_identity, acquired, renewed, expires)
+            return None  # released (no holder): free
+        record = _record(lease)
+        if self._seen is None or self._seen.record != record:
+            self._seen = _Seen(record, seen_at)
+        duration = spec.lease_duration_seconds or self._duration
+        expires = self._seen.at + duration
+        if seen_at >= expires:
+            return None  # unchanged for a whole duration as measured here: the holder is gone
+        wall = aware(self._clock())
+        stamp = spec.renew_time or spec.acquire_time
+        renewed = aware(stamp) if stamp else None
+        looks_stale = renewed is None or renewed + timedelta(seconds=duration) <= wall
+        acquired = aware(spec.acquire_time) if spec.acquire_time else (renewed or wall)
+        expires_at = wall + timedelta(seconds=expires - seen_at)
+        return _Blocked(
+            Holder(spec.holder_identity, acquired, renewed, expires_at),
+            record,
+            expires,
+            looks_stale,
+        )
 
-    def _is_ours(self, lease: V1Lease, held: Holder) -> bool:
+    def _refusal(self, holder: Holder, wait: float) -> AlreadyRunningError:
+        waited = f" after waiting {wait:g}s" if wait else ""
+        return AlreadyRunningError(
+            f"lock {self.name!r} is {holder.describe()} "
+            f"(Lease {self.namespace}/{self.lease_name}){waited}"
+        )
+
+    def _is_ours(self, lease: V1Lease, acquired_at: datetime) -> bool:
         spec = lease.spec
         return (
             spec is not None
             and spec.holder_identity == self.identity
             and spec.acquire_time is not None
-            and _aware(spec.acquire_time) == held.acquired_at
+            and aware(spec.acquire_time) == acquired_at
         )
 
-    def _body(
-        self, metadata: V1ObjectMeta | None, acquired: datetime, renewed: datetime, transitions: int
-    ) -> V1Lease:
-        from kubernetes.client import V1Lease, V1LeaseSpec, V1ObjectMeta
-
-        if metadata is None:
-            label, value = MANAGED_BY_LABEL
-            metadata = V1ObjectMeta(
-                name=self.lease_name,
-                namespace=self.namespace,
-                labels={label: value},
-                annotations={LOCK_NAME_ANNOTATION: self.name},
-            )
-        spec = V1LeaseSpec(
-            holder_identity=self.identity,
-            acquire_time=acquired,
-            renew_time=renewed,
-            lease_duration_seconds=self._duration,
-            lease_transitions=transitions,
-        )
-        return V1Lease(
-            api_version="coordination.k8s.io/v1", kind="Lease", metadata=metadata, spec=spec
-        )
+    def _abandon(self) -> None:
+        """A stop signal cut acquire() short: delete whatever it may have written."""
+        self._stop.set()
+        attempt = self._held.acquired_at if self._held else self._writing
+        self._held = self._lease = self._writing = self._renewer = None
+        if attempt is None:
+            return
+        with shielded():
+            try:
+                lease = self._api.read()
+                if lease is not None and self._is_ours(lease, attempt):
+                    self._delete(lease, Holder(self.identity, attempt))
+            except RunnerError as exc:
+                self._log.error("could not delete the lease; it expires by itself", error=str(exc))
 
     # -- renewal -----------------------------------------------------------------------
 
+    def _start_renewing(self) -> None:
+        self.lost.clear()
+        self._stop = threading.Event()
+        self._renewer = threading.Thread(
+            target=self._renew_loop,
+            args=(self._stop,),
+            name=f"lease-renew:{self.lease_name}",
+            daemon=True,
+        )
+        self._renewer.start()
+
     def _renew_loop(self, stop: threading.Event) -> None:
-        while not stop.wait(self._renew_every):
+        pause = self._renew_every
+        while not stop.wait(max(0.0, min(pause, self._give_up_at - self._mono()))):
             with self._mutex:
                 if stop.is_set():
+                    return
+                if self._mono() >= self._give_up_at:
+                    self._mark_lost(
+                        f"not renewed for {self._give_up_after:g}s; given up before it expires"
+                    )
                     return
                 try:
                     still_ours = self._renew_once()
                 except RunnerError as exc:
-                    held = self._held
-                    now = _aware(self._clock())
-                    if held is not None and held.expires_at and now >= held.expires_at:
-                        self._mark_lost(f"could not renew it before it expired: {exc}")
-                        return
-                    self._log.warning("lease renewal failed; retrying", error=str(exc))
+                    left = self._give_up_at - self._mono()
+                    self._log.warning(
+                        "lease renewal failed; retrying", error=str(exc), gives_up_in=round(left, 1)
+                    )
+                    pause = min(RENEW_RETRY_SECONDS, self._renew_every / 4)
                     continue
                 if not still_ours:
                     self._mark_lost("another holder took the lease over")
                     return
+                pause = self._renew_every
+
+    def _request_timeout(self) -> float:
+        """The API timeout, cut so that no renewal outlives the moment we give up."""
+        left = self._give_up_at - self._mono()
+        return max(MIN_REQUEST_TIMEOUT, min(self._api.timeout, left))
 
     def _renew_once(self) -> bool:
         lease, held = self._lease, self._held
         if lease is None or held is None:
             return False
         for _ in range(CONFLICT_RETRIES):
-            now = _micro(self._clock())
-            transitions = lease.spec.lease_transitions if lease.spec else None
-            body = self._body(lease.metadata, held.acquired_at, now, transitions or 0)
+            if self._mono() >= self._give_up_at:
+                raise NotReadyError(f"{self._api.where} could not be renewed in time")
+            now = micro_time(self._clock())
+            sent = self._mono()
+            transitions = (lease.spec.lease_transitions if lease.spec else None) or 0
+            body = self._api.body(
+                lease.metadata, self.name, self.identity, held.acquired_at, now, self._duration,
+                transitions,
+            )  # fmt: skip
             try:
-                self._lease = self._call("update", self._api.replace_namespaced_lease, body)
-            except _MissingError:
+                self._lease = self._api.replace(body, self._request_timeout())
+            except LeaseMissingError:
                 return False
-            except _ConflictError:
-                fresh = self._read()
-                if fresh is None or not self._is_ours(fresh, held):
+            except LeaseConflictError:
+                fresh = self._api.read(self._request_timeout())
+                if fresh is None or not self._is_ours(fresh, held.acquired_at):
                     return False
                 lease = fresh
                 continue
             self._held = replace(
                 held, renewed_at=now, expires_at=now + timedelta(seconds=self._duration)
             )
+            self._give_up_at = sent + self._give_up_after
             return True
-        raise NotReadyError(f"Lease {self.namespace}/{self.lease_name} keeps changing under us")
+        raise NotReadyError(f"{self._api.where} keeps changing under us")
 
     def _mark_lost(self, reason: str) -> None:
         self.lost.set()
         self._log.error("lock lost; the run holding it should stop", reason=reason)
+        for callback in list(self._on_lost):
+            callback()
 
     # -- release -----------------------------------------------------------------------
 
     def _delete(self, lease: V1Lease, held: Holder) -> None:
-        from kubernetes.client import V1DeleteOptions, V1Preconditions
-
         for _ in range(CONFLICT_RETRIES):
-            meta = lease.metadata
-            options = V1DeleteOptions(
-                preconditions=V1Preconditions(
-                    uid=meta.uid if meta else None,
-                    resource_version=meta.resource_version if meta else None,
-                )
-            )
             try:
-                self._call("delete", self._api.delete_namespaced_lease, body=options)
-            except _MissingError:
+                self._api.delete(lease)
+            except LeaseMissingError:
                 self._log.warning("lease was already deleted by someone else")
                 return
-            except _ConflictError:
-                fresh = self._read()
+            except LeaseConflictError:
+                fresh = self._api.read()
                 if fresh is None:
                     return
-                if not self._is_ours(fresh, held):
+                if not self._is_ours(fresh, held.acquired_at):
                     self._log.warning("lease was taken over before release; left alone")
                     return
                 lease = fresh
                 continue
             return
-        raise NotReadyError(f"Lease {self.namespace}/{self.lease_name} keeps changing under us")
-
-    # -- API plumbing ------------------------------------------------------------------
-
-    def _read(self) -> V1Lease | None:
-        try:
-            return self._call("get", self._api.read_namespaced_lease)
-        except _MissingError:
-            return None
-
-    def _call(self, verb: str, method: Callable[..., T], body: Any = None) -> T:
-        """Call one Lease endpoint, turning HTTP failures into the framework's errors."""
-        import urllib3
-        from kubernetes.client.exceptions import ApiException
-
-        kwargs: dict[str, Any] = {"_request_timeout": self._timeout}
-        if verb == "create":
-            args: tuple[Any, ...] = (self.namespace, body)
-        else:
-            args = (self.lease_name, self.namespace)
-            if body is not None:
-                kwargs["body"] = body
-        try:
-            return method(*args, **kwargs)
-        except ApiException as exc:
-            if exc.status == 404:
-                raise _MissingError from exc
-            if exc.status == 409:
-                raise _ConflictError from exc
-            raise self._api_error(verb, exc) from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise NotReadyError(
-                f"Kubernetes API {self._url} unreachable trying to {verb} Lease "
-                f"{self.namespace}/{self.lease_name}: {type(exc).__name__}"
-            ) from exc
-
-    @property
-    def _url(self) -> str:
-        configuration = getattr(getattr(self._api, "api_client", None), "configuration", None)
-        return str(getattr(configuration, "host", "(unknown)"))
-
-    def _api_error(self, verb: str, exc: ApiException) -> RunnerError:
-        status = exc.status or 0
-        where = f"Lease {self.namespace}/{self.lease_name}"
-        if status == 401:
-            return ConfigError(
-                f"Kubernetes API {self._url} rejected our credentials (HTTP 401) trying to "
-                f"{verb} {where}: check the service account token or kubeconfig"
-            )
-        if status == 403:
-            return ConfigError(
-                f"RBAC: Kubernetes API {self._url} forbids verb '{verb}' on resource "
-                f"leases.coordination.k8s.io in namespace {self.namespace} (HTTP 403); "
-                f"the service account needs {RBAC_VERBS} on leases"
-            )
-        detail = _status_message(exc)
-        if status in {0, 429} or status >= 500:
-            return NotReadyError(
-                f"Kubernetes API {self._url} failed to {verb} {where}: HTTP {status} {detail}"
-            )
-        return ConfigError(f"Kubernetes API {self._url} rejected {verb} of {where}: {detail}")
-
-
-def _status_message(exc: ApiException) -> str:
-    """The ``message`` of a ``kind: Status`` body, else the HTTP reason; on one line."""
-    try:
-        message = str(json.loads(exc.body or "")["message"])
-    except (ValueError, KeyError, TypeError):
-        message = str(exc.reason or "")
-    return " ".join(message.split())
+        raise NotReadyError(f"{self._api.where} keeps changing under us")

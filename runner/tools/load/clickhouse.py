@@ -10,19 +10,34 @@ Batches are gathered into inserts of ``RUNNER_INSERT_ROWS`` rows; append (and
 replace-window) loaders keep ``insert_threads`` of them in flight at once
 (``RUNNER_INSERT_THREADS``), upsert sends one at a time, in order (see
 :mod:`runner.tools.load.inserts`).
+
+Before a batch is gathered it is fitted to the table's column types
+(:mod:`runner.tools.load.conform`): a value the column cannot hold as it is (300 in a
+UInt8, a date before 1970 in a Date, a null in a column that is not Nullable) fails the
+run (``on_invalid="fail"``, the default) or goes to the quarantine table with its reason
+(``on_invalid="quarantine"``); it never lands altered.
+
+Everything a loader learns or holds during a run (the table's columns, the version
+column, the inserts in flight, the batch counter) lives in the run's step state: one
+loader object serves every run of its pipeline in the process.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from runner.errors import ConfigError
+from runner.errors import ConfigError, FatalError
+from runner.pipeline.context import QUARANTINE_TABLE
 from runner.pipeline.steps import Loader
+from runner.tools.load.conform import Column, conform, read_columns
 from runner.tools.load.inserts import Inserts
 from runner.warehouse.sql import check_identifier
 
 MAX_INSERT_THREADS = 16
+OnInvalid = Literal["fail", "quarantine"]
+ON_INVALID = ("fail", "quarantine")
+_SHOWN_REJECTS = 3
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -47,10 +62,21 @@ class ClickHouseLoader(Loader):
     ordered: ClassVar[bool] = False
 
     def __init__(
-        self, table: str, *, deduplicate: bool = True, insert_threads: int | None = None
+        self,
+        table: str,
+        *,
+        deduplicate: bool = True,
+        insert_threads: int | None = None,
+        on_invalid: OnInvalid = "fail",
     ) -> None:
         self.database, self.table = _split_table(table)
         self.deduplicate = deduplicate
+        if on_invalid not in ON_INVALID:
+            raise ConfigError(
+                f"{self.step_name}({self.target}): on_invalid must be 'fail' or 'quarantine', "
+                f"not {on_invalid!r}"
+            )
+        self.on_invalid = on_invalid
         if insert_threads is not None and (
             isinstance(insert_threads, bool)
             or not isinstance(insert_threads, int)
@@ -72,7 +98,10 @@ class ClickHouseLoader(Loader):
         return f"{self.step_name}({self.target})"
 
     def open(self, ctx: RunContext) -> None:
-        """Fail early, with a clear message, when the table is missing or of the wrong kind."""
+        """Fail early when the table is missing or of the wrong kind; read its columns.
+
+        The columns are read once per run and kept in the run's step state.
+        """
         database = self.database or ctx.warehouse.database
         rows = ctx.warehouse.query_rows(
             "SELECT engine FROM system.tables WHERE database = {db:String} AND name = {t:String}",
@@ -89,6 +118,55 @@ class ClickHouseLoader(Loader):
                 f"{self.step_name} needs a {self.expected_engine} table, but "
                 f"{database}.{self.table} is {engine}"
             )
+        state = ctx.step_state(self)
+        state["columns"] = read_columns(ctx.warehouse, database, self.table)
+        state["seen"] = 0
+
+    def fit(self, batch: pa.RecordBatch, ctx: RunContext) -> pa.RecordBatch | None:
+        """``batch`` fitted to the table's types; rows that do not fit fail or are quarantined.
+
+        None when no row is left.
+        """
+        state = ctx.step_state(self)
+        columns: dict[str, Column] | None = state.get("columns")
+        if columns is None:
+            raise FatalError(f"{self.describe()}: write() before open()")
+        database = self.database or ctx.warehouse.database
+        where = f"{self.step_name} into {database}.{self.table}"
+        result = conform(batch, columns, target=where)
+        seen = state["seen"]
+        state["seen"] = seen + batch.num_rows
+        rejected = result.rejected
+        if rejected and self.on_invalid == "fail":
+            first = rejected[0]
+            more = (
+                f"; {len(rejected) - 1} more rows of the batch do not fit"
+                if len(rejected) > 1
+                else ""
+            )
+            raise FatalError(
+                f"{where}: row {seen + first.index + 1} of the run: {first.reason}{more}. "
+                f"Nothing of this batch was loaded; fix the data, cast it in a transform, or "
+                f"load with on_invalid='quarantine' to keep such rows in {QUARANTINE_TABLE}"
+            )
+        if rejected:
+            import pyarrow as pa
+
+            from runner.tools.transform.python_values import quarantinable_rows
+
+            indices = [r.index for r in rejected]
+            held = quarantinable_rows(batch.take(pa.array(indices, pa.int64())))
+            originals = ctx.source_records(batch, indices)  # as the source wrote them
+            records = [o if o is not None else r for o, r in zip(originals, held, strict=True)]
+            ctx.quarantine(records, [r.reason for r in rejected], step=self.step_name)
+            shown = "; ".join(r.reason for r in rejected[:_SHOWN_REJECTS])
+            ctx.log.warning(
+                "rows do not fit the table",
+                table=f"{database}.{self.table}",
+                rows=len(rejected),
+                examples=shown,
+            )
+        return result.batch if result.batch.num_rows else None
 
     def insert(self, ctx: RunContext, table: str, batch: pa.RecordBatch) -> None:
         """Send ``batch`` to ``table`` through this run's :class:`Inserts` (made on first use).
@@ -115,9 +193,21 @@ class ClickHouseLoader(Loader):
 
     def close(self, ctx: RunContext, *, success: bool) -> None:
         """Send the rest on success and wait for every insert; raise the first failure."""
-        inserts: Inserts | None = ctx.step_state(self).pop("inserts", None)
-        if inserts is not None:
+        state = ctx.step_state(self)
+        inserts: Inserts | None = state.get("inserts")
+        if inserts is None:
+            return
+        try:
             inserts.finish(success=success)
+        finally:
+            state.pop("inserts", None)
+            state["written"] = state.get("written", 0) + inserts.written
+
+    def rows_written(self, ctx: RunContext) -> int:
+        """Rows of this run's inserts that ended without error (now in the table)."""
+        state = ctx.step_state(self)
+        inserts: Inserts | None = state.get("inserts")
+        return int(state.get("written", 0)) + (inserts.written if inserts is not None else 0)
 
     def next_token(self, ctx: RunContext) -> str:
         """The deterministic deduplication token of the run's next insert.
@@ -133,8 +223,10 @@ class ClickHouseLoader(Loader):
         )
 
     def write(self, batch: pa.RecordBatch, ctx: RunContext) -> None:
-        """Gather one batch for insertion."""
-        self.insert(ctx, self.target, batch)
+        """Fit one batch to the table and gather it for insertion."""
+        fitted = self.fit(batch, ctx)
+        if fitted is not None:
+            self.insert(ctx, self.target, fitted)
 
 
 class ClickHouseAppend(ClickHouseLoader):
@@ -154,12 +246,13 @@ class ClickHouseUpsert(ClickHouseLoader):
     expected_engine = "ReplacingMergeTree"
     ordered = True
 
-    def __init__(self, table: str, *, deduplicate: bool = True) -> None:
-        super().__init__(table, deduplicate=deduplicate)
-        self.version_column: str | None = None
+    def __init__(
+        self, table: str, *, deduplicate: bool = True, on_invalid: OnInvalid = "fail"
+    ) -> None:
+        super().__init__(table, deduplicate=deduplicate, on_invalid=on_invalid)
 
     def open(self, ctx: RunContext) -> None:
-        """Check the engine and learn its version column."""
+        """Check the engine and learn its version column (kept in the run's step state)."""
         super().open(ctx)
         rows = ctx.warehouse.query_rows(
             "SELECT engine_full FROM system.tables WHERE database = {db:String} "
@@ -167,29 +260,40 @@ class ClickHouseUpsert(ClickHouseLoader):
             {"db": self.database or ctx.warehouse.database, "t": self.table},
         )
         match = re.search(r"ReplacingMergeTree\(\s*`?(\w+)`?", str(rows[0][0]))
-        self.version_column = match.group(1) if match else None
+        ctx.step_state(self)["version_column"] = match.group(1) if match else None
 
     def write(self, batch: pa.RecordBatch, ctx: RunContext) -> None:
         """Insert one batch, refusing batches without the version column."""
-        if self.version_column and self.version_column not in batch.schema.names:
+        version_column = ctx.step_state(self).get("version_column")
+        if version_column and version_column not in batch.schema.names:
             raise ConfigError(
                 f"upsert into {self.target}: batches need the version column "
-                f"{self.version_column!r}; got {', '.join(batch.schema.names)}"
+                f"{version_column!r}; got {', '.join(batch.schema.names)}"
             )
         super().write(batch, ctx)
 
 
 def clickhouse_append(
-    table: str, *, deduplicate: bool = True, insert_threads: int | None = None
+    table: str,
+    *,
+    deduplicate: bool = True,
+    insert_threads: int | None = None,
+    on_invalid: OnInvalid = "fail",
 ) -> ClickHouseAppend:
     """Append into ``table`` (``name`` or ``database.name``).
 
     ``insert_threads`` inserts run at once (default ``RUNNER_INSERT_THREADS``); 1 keeps
-    the batches in order.
+    the batches in order.  A row whose values the table's columns cannot hold as they
+    are fails the run (``on_invalid="fail"``) or is stored in the quarantine table with
+    the reason (``on_invalid="quarantine"``); see :mod:`runner.tools.load.conform`.
     """
-    return ClickHouseAppend(table, deduplicate=deduplicate, insert_threads=insert_threads)
+    return ClickHouseAppend(
+        table, deduplicate=deduplicate, insert_threads=insert_threads, on_invalid=on_invalid
+    )
 
 
-def clickhouse_upsert(table: str, *, deduplicate: bool = True) -> ClickHouseUpsert:
-    """Upsert into the ReplacingMergeTree ``table``."""
-    return ClickHouseUpsert(table, deduplicate=deduplicate)
+def clickhouse_upsert(
+    table: str, *, deduplicate: bool = True, on_invalid: OnInvalid = "fail"
+) -> ClickHouseUpsert:
+    """Upsert into the ReplacingMergeTree ``table``; ``on_invalid`` as for append."""
+    return ClickHouseUpsert(table, deduplicate=deduplicate, on_invalid=on_invalid)

@@ -17,11 +17,15 @@ a re-run of a window sends the same blocks with the same tokens whatever the ord
 
 Memory stays bounded: fewer than ``rows`` gathered rows plus one batch, and at most
 ``threads`` inserts in flight.
+
+``written`` counts the rows of inserts that ended without error: what a run may report
+as loaded (rows still gathered, or in an insert that failed or never ended, are not).
 """
 
 from __future__ import annotations
 
 import queue
+import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -65,6 +69,18 @@ class Inserts:
         )
         self._idle: queue.SimpleQueue[Warehouse] = queue.SimpleQueue()
         self._pending: deque[Future[None]] = deque()
+        self._count_lock = threading.Lock()
+        self._written = 0
+
+    @property
+    def written(self) -> int:
+        """Rows of the inserts that have ended without error."""
+        with self._count_lock:
+            return self._written
+
+    def _count(self, rows: int) -> None:
+        with self._count_lock:
+            self._written += rows
 
     def add(self, batch: pa.RecordBatch) -> None:
         """Gather ``batch``; send an insert once enough rows are gathered.
@@ -108,6 +124,7 @@ class Inserts:
         settings = self._settings_for_next()
         if self._pool is None:
             self._warehouse.insert_arrow(self.table, data, settings=settings)
+            self._count(data.num_rows)
             return
         # Wait while every thread is busy; raise an earlier failure as soon as it is seen,
         # so a failed insert stops the run at the next batch rather than at the end.
@@ -122,5 +139,6 @@ class Inserts:
             warehouse = self._connect()
         try:
             warehouse.insert_arrow(self.table, data, settings=settings)
+            self._count(data.num_rows)
         finally:
             self._idle.put(warehouse)

@@ -1,9 +1,10 @@
 """Loading by replacing the run's window: a re-run replaces exactly that window's data.
 
-How: rows are inserted into a staging table (``<table>__staging_<12 hex>``, created
-``AS`` the target, so same columns, engine, partition key and settings); when the stream
-ends successfully each partition the window touches is swapped into the target with
-``ALTER TABLE ... REPLACE PARTITION ID ... FROM <staging>``, or dropped with ``DROP
+How: rows are inserted into a staging table (``<table>__staging_<12 hex>``, one per
+run, created ``AS`` the target, so same columns, engine, partition key and settings,
+with the owning run in its COMMENT; see :mod:`runner.tools.load.staging`); when the
+stream ends successfully each partition the window touches is swapped into the target
+with ``ALTER TABLE ... REPLACE PARTITION ID ... FROM <staging>``, or dropped with ``DROP
 PARTITION ID`` when the target has rows there but the new data has none.  The staging
 table is then dropped.
 
@@ -17,13 +18,17 @@ Guarantees:
   outside the window is a FatalError and nothing is swapped.  A concurrent write outside
   the window into an affected partition between that check and the swap would be lost:
   only one writer per partition is supported.
+* Nothing is swapped unless the staging table is this run's (its COMMENT) and holds
+  exactly the rows this run's inserts confirmed.
+* A window that holds rows is not replaced by nothing: zero new rows fail the run unless
+  ``allow_empty=True``; with ``min_fraction`` set, so do fewer new rows than that
+  fraction of the old ones.  An empty source is far more often a missing or truncated
+  file than a real empty window.
 * A failed run (bad row, failing extractor, interruption) drops its staging table and
-  leaves the target untouched.  A crash before the swaps leaves the target untouched and a
-  stray staging table; staging names derive from the run id, so a later run does not reuse
-  it, but every ``open()`` drops this target's staging tables whose metadata is older than
-  one day (a run longer than that would lose its staging table and fail).  A crash
-  between two swaps leaves some partitions new and some old; re-running the window
-  repairs it.
+  leaves the target untouched.  A crash before the swaps leaves the target untouched and
+  a stray staging table, which the next run of that window drops at its start (and any
+  run loading this table once the crashed run is known to be over).  A crash between two
+  swaps leaves some partitions new and some old; re-running the window repairs it.
 
 Needs ClickHouse >= 23.10 (partition ids bound as query parameters) and a non-replicated
 MergeTree-family target (a staging copy of a Replicated table would share its Keeper
@@ -32,13 +37,21 @@ path).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import ConfigError, FatalError, RunnerError
-from runner.tools.load.clickhouse import ClickHouseLoader
+from runner.tools.load.clickhouse import ClickHouseLoader, OnInvalid
+from runner.tools.load.staging import (
+    HASH_LENGTH,
+    STAGING_MARK,
+    Owner,
+    drop_orphans,
+    owner_of,
+    sql_string,
+    staging_name,
+)
 from runner.warehouse.sql import check_identifier, quote_identifier
 
 if TYPE_CHECKING:
@@ -46,9 +59,6 @@ if TYPE_CHECKING:
 
     from runner.pipeline.context import RunContext
 
-STAGING_MARK = "__staging_"
-STALE_STAGING = "INTERVAL 1 DAY"
-_HASH_LENGTH = 12
 _PARTITION_ID = re.compile(r"[0-9a-z_-]{1,256}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MICROSECOND = timedelta(microseconds=1)
@@ -77,12 +87,29 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
         time_column: str,
         deduplicate: bool = False,
         insert_threads: int | None = None,
+        on_invalid: OnInvalid = "fail",
+        allow_empty: bool = False,
+        min_fraction: float | None = None,
     ) -> None:
-        super().__init__(table, deduplicate=deduplicate, insert_threads=insert_threads)
+        super().__init__(
+            table, deduplicate=deduplicate, insert_threads=insert_threads, on_invalid=on_invalid
+        )
         self.time_column = check_identifier(time_column, what="time column")
-        check_identifier(self.table + STAGING_MARK + "0" * _HASH_LENGTH, what="staging table name")
-        self.partition_key = ""
-        self._date_column = False
+        check_identifier(self.table + STAGING_MARK + "0" * HASH_LENGTH, what="staging table name")
+        if not isinstance(allow_empty, bool):
+            raise ConfigError(f"{self.describe()}: allow_empty must be True or False")
+        if min_fraction is not None and (
+            isinstance(min_fraction, bool)
+            or not isinstance(min_fraction, int | float)
+            or not 0 < min_fraction <= 1
+        ):
+            raise ConfigError(
+                f"{self.describe()}: min_fraction must be a number above 0 and at most 1 "
+                f"(e.g. 0.5: refuse to replace a window by less than half its rows), "
+                f"not {min_fraction!r}"
+            )
+        self.allow_empty = allow_empty
+        self.min_fraction = None if min_fraction is None else float(min_fraction)
 
     def describe(self) -> str:
         """E.g. ``replace_window(events by ts)``."""
@@ -91,8 +118,8 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
     # -- open -------------------------------------------------------------------------
 
     def open(self, ctx: RunContext) -> None:
-        """Check the target, drop stale staging tables, create this run's staging table."""
-        super().open(ctx)  # exists and is MergeTree-family
+        """Check the target, drop orphaned staging tables, create this run's staging table."""
+        super().open(ctx)  # exists and is MergeTree-family; its columns are read
         wh = ctx.warehouse
         database = self.database or wh.database
         where = {"db": database, "t": self.table}
@@ -112,15 +139,18 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
                 f"replace_window needs a partitioned table, but {full_name} has no PARTITION BY:"
                 f" add one matching the schedule, e.g. PARTITION BY toDate({self.time_column})"
             )
-        self.partition_key = str(partition_key)
-        self._date_column = self._check_time_column(ctx, database, full_name)
-        self._drop_stale_staging(ctx, database)
-        digest = hashlib.sha256(f"{ctx.run_id}/{ctx.node}".encode()).hexdigest()[:_HASH_LENGTH]
-        name = f"{database}.{self.table}{STAGING_MARK}{digest}"
-        ctx.step_state(self)["staging"] = name  # per run: parallel windows share this loader
-        staging = wh.table(name)
+        state = ctx.step_state(self)  # per run: parallel windows share this loader
+        state["partition_key"] = str(partition_key)
+        state["date_column"] = self._check_time_column(ctx, database, full_name)
+        name = staging_name(self.table, ctx)
+        drop_orphans(ctx, database, self.table, own=name)
+        staging = wh.table(f"{database}.{name}")
         wh.command(f"DROP TABLE IF EXISTS {staging} SYNC")
-        wh.command(f"CREATE TABLE {staging} AS {wh.table(full_name)}")
+        wh.command(
+            f"CREATE TABLE {staging} AS {wh.table(full_name)} "
+            f"COMMENT {sql_string(Owner.of(ctx).comment())}"
+        )
+        state["staging"] = f"{database}.{name}"
         if not self.deduplicate:
             # Identical batches are distinct rows: no block-hash deduplication in staging.
             wh.command(
@@ -149,30 +179,18 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
             "it must be a Date, Date32, DateTime or DateTime64"
         )
 
-    def _drop_stale_staging(self, ctx: RunContext, database: str) -> None:
-        """Drop staging tables of this target left behind by crashed runs (older than a day)."""
-        wh = ctx.warehouse
-        like = (self.table + STAGING_MARK).replace("_", "\\_") + "%"
-        pattern = re.compile(re.escape(self.table + STAGING_MARK) + f"[0-9a-f]{{{_HASH_LENGTH}}}")
-        rows = wh.query_rows(
-            "SELECT name FROM system.tables WHERE database = {db:String} AND name LIKE "  # nosec B608
-            f"{{like:String}} AND metadata_modification_time < now() - {STALE_STAGING}",
-            {"db": database, "like": like},
-        )
-        for (name,) in rows:
-            if pattern.fullmatch(str(name)):
-                wh.command(f"DROP TABLE IF EXISTS {wh.table(f'{database}.{name}')} SYNC")
-                ctx.log.warning("stale staging table dropped", table=f"{database}.{name}")
-
     # -- write ------------------------------------------------------------------------
 
     def write(self, batch: pa.RecordBatch, ctx: RunContext) -> None:
-        """Check every row is inside the window, then insert the batch into staging."""
+        """Fit the batch to the table, check every row is in the window, insert into staging."""
         staging = ctx.step_state(self).get("staging")
         if staging is None:
             raise FatalError(f"replace_window into {self.target}: write() before open()")
-        self._check_window(batch, ctx)
-        self.insert(ctx, staging, batch)
+        fitted = self.fit(batch, ctx)
+        if fitted is None:
+            return
+        self._check_window(fitted, ctx)
+        self.insert(ctx, staging, fitted)
 
     def _check_window(self, batch: pa.RecordBatch, ctx: RunContext) -> None:
         """Refuse a batch with a row outside [window.start, window.end), vectorised."""
@@ -224,6 +242,10 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
 
     # -- close ------------------------------------------------------------------------
 
+    def rows_written(self, ctx: RunContext) -> int:
+        """Rows of the partitions this run swapped into the target (staged rows are not)."""
+        return int(ctx.step_state(self).get("swapped", 0))
+
     def close(self, ctx: RunContext, *, success: bool) -> None:
         """On success swap the window's partitions in; always drop the staging table."""
         staging = ctx.step_state(self).pop("staging", None)
@@ -245,7 +267,9 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
     def _window_condition(self, ctx: RunContext) -> tuple[str, dict[str, Any]]:
         """SQL selecting the window's rows of the target, with its bound parameters."""
         column = quote_identifier(self.time_column, what="time column")
-        if self._date_column:  # a date is in the window when its midnight (UTC) is
+        if ctx.step_state(self).get(
+            "date_column"
+        ):  # a date is in the window when its midnight (UTC) is
             day = _MICROS_PER["date32"]
             low = _ceil_div(_micros(ctx.window.start), day)
             high = _ceil_div(_micros(ctx.window.end), day)
@@ -261,18 +285,31 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
         return sql, params
 
     def _swap(self, ctx: RunContext, staging: str) -> None:
-        """Replace (or drop) each partition the window covers, after checking it wholly does."""
+        """Replace (or drop) each partition the window covers, after checking it may."""
         wh = ctx.warehouse
         target = wh.table(self.target)
-        database, _, staging_name = staging.rpartition(".")
+        state = ctx.step_state(self)
+        database, _, staging_name_ = staging.rpartition(".")
+        where = f"replace_window into {self.target}"
+        if owner_of(ctx, database, staging_name_) != Owner.of(ctx):
+            raise FatalError(
+                f"{where}: the staging table {staging} is gone or no longer this run's; "
+                "nothing was replaced (did another run of this window run at the same time?)"
+            )
         staged = {
             str(pid): int(rows)
             for pid, rows in wh.query_rows(
                 "SELECT partition_id, sum(rows) FROM system.parts WHERE active "
                 "AND database = {db:String} AND table = {t:String} GROUP BY partition_id",
-                {"db": database, "t": staging_name},
+                {"db": database, "t": staging_name_},
             )
         }
+        inserted = int(state.get("written", 0))
+        if sum(staged.values()) != inserted:
+            raise FatalError(
+                f"{where}: the staging table holds {sum(staged.values())} rows but this run's "
+                f"inserts confirmed {inserted}; nothing was replaced"
+            )
         in_window, params = self._window_condition(ctx)
         previous = {
             str(pid): int(rows)
@@ -282,13 +319,14 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
                 params,
             )
         }
+        self._check_not_wiped(ctx, before=sum(previous.values()), after=inserted)
         affected = sorted(set(staged) | set(previous))
         if not affected:
             ctx.log.info("window empty, nothing to replace", table=self.target)
             return
         for pid in affected:
             if not _PARTITION_ID.fullmatch(pid):
-                raise FatalError(f"replace_window into {self.target}: odd partition id {pid!r}")
+                raise FatalError(f"{where}: odd partition id {pid!r}")
         outside = wh.query_rows(
             f"SELECT _partition_id, count() FROM {target} WHERE _partition_id IN "
             f"{{ids:Array(String)}} AND NOT ifNull(({in_window}), 0) GROUP BY _partition_id "
@@ -298,12 +336,12 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
         if outside:
             pid, rows = outside[0]
             raise FatalError(
-                f"replace_window into {self.target}: partition {pid} also holds {rows} rows "
+                f"{where}: partition {pid} also holds {rows} rows "
                 f"outside the window [{ctx.window.start.isoformat()}, "
                 f"{ctx.window.end.isoformat()}), which replacing it would delete; the window must "
-                f"cover whole partitions, but PARTITION BY {self.partition_key} is coarser: use a "
-                f"key matching the schedule, e.g. PARTITION BY toDate({self.time_column}) for "
-                "daily windows"
+                f"cover whole partitions, but PARTITION BY {state['partition_key']} is coarser: "
+                f"use a key matching the schedule, e.g. PARTITION BY toDate({self.time_column}) "
+                "for daily windows"
             )
         for pid in affected:
             if pid in staged:
@@ -315,12 +353,34 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
             else:  # REPLACE from a source without this partition is refused (26.x) or
                 # silently empties it (older): say what is meant
                 wh.command(f"ALTER TABLE {target} DROP PARTITION ID {{p:String}}", {"p": pid})
+            state["swapped"] = state.get("swapped", 0) + staged.get(pid, 0)
             ctx.log.info(
                 "partition replaced",
                 table=self.target,
                 partition=pid,
                 rows=staged.get(pid, 0),
                 replaced_rows=previous.get(pid, 0),
+            )
+
+    def _check_not_wiped(self, ctx: RunContext, *, before: int, after: int) -> None:
+        """Refuse to replace a window's rows by none (or by too few), unless allowed."""
+        if not before:
+            return
+        window = f"[{ctx.window.start.isoformat()}, {ctx.window.end.isoformat()})"
+        where = f"replace_window into {self.target}"
+        if after == 0 and not self.allow_empty:
+            raise FatalError(
+                f"{where}: the new data has 0 rows for the window {window}, which holds "
+                f"{before:,} rows now; refusing to empty it (an empty source is usually a "
+                "missing or truncated file). Nothing was replaced; pass allow_empty=True to "
+                "clickhouse_replace_window to allow emptying a window"
+            )
+        if after and self.min_fraction is not None and after < self.min_fraction * before:
+            raise FatalError(
+                f"{where}: the new data has {after:,} rows for the window {window}, which holds "
+                f"{before:,} rows now ({after / before:.1%}, below min_fraction="
+                f"{self.min_fraction}); refusing to replace it. Nothing was replaced; lower "
+                "min_fraction to allow it"
             )
 
 
@@ -334,7 +394,14 @@ def _readable(value: pa.Scalar) -> str:
 
 
 def clickhouse_replace_window(
-    table: str, *, time_column: str, deduplicate: bool = False, insert_threads: int | None = None
+    table: str,
+    *,
+    time_column: str,
+    deduplicate: bool = False,
+    insert_threads: int | None = None,
+    on_invalid: OnInvalid = "fail",
+    allow_empty: bool = False,
+    min_fraction: float | None = None,
 ) -> ClickHouseReplaceWindow:
     """Replace the run window's data in ``table``, partitioned to match the schedule.
 
@@ -342,8 +409,18 @@ def clickhouse_replace_window(
     carries a deterministic ``insert_deduplication_token`` (effective when the table keeps a
     deduplication log), so a retried insert of the same batch is not doubled.
     ``insert_threads`` inserts into the staging table run at once (default
-    ``RUNNER_INSERT_THREADS``).
+    ``RUNNER_INSERT_THREADS``).  ``on_invalid`` as for append.
+
+    A window holding rows is not replaced by an empty source unless ``allow_empty=True``;
+    ``min_fraction`` (e.g. 0.5) also refuses a replacement with fewer rows than that
+    fraction of the rows the window holds.
     """
     return ClickHouseReplaceWindow(
-        table, time_column=time_column, deduplicate=deduplicate, insert_threads=insert_threads
+        table,
+        time_column=time_column,
+        deduplicate=deduplicate,
+        insert_threads=insert_threads,
+        on_invalid=on_invalid,
+        allow_empty=allow_empty,
+        min_fraction=min_fraction,
     )

@@ -25,8 +25,6 @@ does the column work: key extraction, casts and the final ``take``.
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
@@ -77,22 +75,15 @@ class Dedupe(Transformer):
                 "with upsert into a ReplacingMergeTree table)"
             )
         self.keep = keep
-        self._runs: weakref.WeakKeyDictionary[RunContext, set[Hashable]] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._lock = threading.Lock()
 
     def describe(self) -> str:
         """E.g. ``dedupe(order_id)``."""
         return f"{self.step_name}({', '.join(self.keys)})"
 
     def _seen(self, ctx: RunContext) -> set[Hashable]:
-        """The fingerprints seen in this run (one context per flow run; freed with it)."""
-        with self._lock:
-            seen = self._runs.get(ctx)
-            if seen is None:
-                seen = self._runs[ctx] = set()
-            return seen
+        """The fingerprints seen in this run, in its step state (freed with the run)."""
+        seen: set[Hashable] = ctx.step_state(self).setdefault("seen", set())
+        return seen
 
     def transform(self, batch: pa.RecordBatch, ctx: RunContext) -> pa.RecordBatch | None:
         """Keep the first row of each key not seen before in the run."""

@@ -71,3 +71,21 @@ def _timestamps(column: pa.Array | pa.ChunkedArray) -> list[Any] | None:
 def _is_utc(zone: Any) -> bool:
     """Whether ``zone`` is UTC itself (not a zone that is at +00:00 only in winter)."""
     return str(zone) in {"UTC", "Etc/UTC", "UTC+00:00", "+00:00", "Z"}
+
+
+def quarantinable_rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:
+    """The batch as row dicts for the quarantine table, whatever its values.
+
+    A column whose values Python cannot hold (a date after year 9999, a timestamp in
+    nanoseconds beyond datetime's range) is given as Arrow's own text of each value,
+    so a row that does not fit a table can still be stored and read.
+    """
+    import pyarrow as pa
+
+    columns: list[list[Any]] = []
+    for column in batch.columns:
+        try:
+            columns.append(column_values(column))
+        except (ValueError, OverflowError, pa.ArrowException):
+            columns.append(column.cast(pa.string()).to_pylist())
+    return rows_of(batch.schema.names, columns)

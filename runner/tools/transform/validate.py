@@ -14,11 +14,9 @@ clean batch; a batch with invalid rows costs about both together.
 from __future__ import annotations
 
 import json
-import threading
 import types
 import typing
-import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -249,8 +247,6 @@ class Validate(Transformer):
         self.schema = pa.schema([pa.field(c.name, c.type, c.nullable) for c in self.columns])
         self._converted = [(c.name, f) for c in self.columns if (f := c.convert) is not None]
         self._adapter = TypeAdapter(list[model])  # type: ignore[valid-type]
-        self._runs: weakref.WeakKeyDictionary[RunContext, _Counts] = weakref.WeakKeyDictionary()
-        self._lock = threading.Lock()
 
     def describe(self) -> str:
         """E.g. ``validate(Order, on_error=skip, max_invalid=0.01)``."""
@@ -260,12 +256,9 @@ class Validate(Transformer):
         return f"{self.step_name}({self.model.__name__}{policy})"
 
     def _counts(self, ctx: RunContext) -> _Counts:
-        """Counters of this run (one context per flow run; released with it)."""
-        with self._lock:
-            counts = self._runs.get(ctx)
-            if counts is None:
-                counts = self._runs[ctx] = _Counts()
-            return counts
+        """Counters of this run, in its step state (the step serves every run at once)."""
+        counts: _Counts = ctx.step_state(self).setdefault("counts", _Counts())
+        return counts
 
     def transform(self, batch: pa.RecordBatch, ctx: RunContext) -> pa.RecordBatch | None:
         """Validate the batch; pass the valid rows on, quarantine or fail on the others."""
@@ -283,11 +276,66 @@ class Validate(Transformer):
         counts.seen += len(rows)
         counts.invalid += len(invalid)
         if invalid:
-            ctx.quarantine(
-                [rows[i] for i, _ in invalid], [r for _, r in invalid], step=self.step_name
-            )
+            records, reasons = self._as_read(batch, rows, invalid, ctx)
+            ctx.quarantine(records, reasons, step=self.step_name)
         self._check_budget(counts)
         return self._to_batch(models) if models else None
+
+    def _as_read(
+        self,
+        batch: pa.RecordBatch,
+        rows: list[dict[str, Any]],
+        invalid: list[tuple[int, str]],
+        ctx: RunContext,
+    ) -> tuple[list[Mapping[str, Any]], list[str]]:
+        """The invalid rows as the source wrote them, where it can say, with their reasons.
+
+        A batch holds a key a JSON record lacked as null; the source's own record has
+        only the keys it had, and validating it names the real fault ("Field required"
+        rather than "Input should be a valid string").
+        """
+        from pydantic import ValidationError
+
+        originals = ctx.source_records(batch, [i for i, _ in invalid])
+        records: list[Mapping[str, Any]] = []
+        reasons: list[str] = []
+        for (index, reason), original in zip(invalid, originals, strict=True):
+            records.append(rows[index] if original is None else original)
+            why = reason
+            if original is not None:
+                try:
+                    self.model.model_validate(original)
+                except ValidationError as exc:
+                    errors = exc.errors(
+                        include_url=False, include_context=False, include_input=False
+                    )
+                    why = _error_lines(errors, skip=0)
+            reasons.append(why)
+        return records, reasons
+
+    @property
+    def takes_rejected(self) -> bool:
+        """With ``on_error="skip"`` rows a reader rejects are quarantined like invalid ones."""
+        return self.on_error == "skip"
+
+    def take_rejected(
+        self, ctx: RunContext, rows: list[dict[str, Any]], reasons: list[str], step: str
+    ) -> None:
+        """Quarantine rows an earlier step rejected; they count toward ``max_invalid``.
+
+        A count budget is checked at once; a fraction when this step next sees rows, or
+        when the extraction ends (the rows kept beside the rejected ones come later).
+        """
+        counts = self._counts(ctx)
+        counts.seen += len(rows)
+        counts.invalid += len(rows)
+        ctx.quarantine(rows, reasons, step=step)
+        if not isinstance(self.max_invalid, float):
+            self._check_budget(counts)
+
+    def check_rejected(self, ctx: RunContext) -> None:
+        """Check the budget once the extraction is over."""
+        self._check_budget(self._counts(ctx))
 
     def _first_invalid(self, exc: ValidationError, seen: int) -> FatalError:
         errors = exc.errors(include_url=False, include_context=False, include_input=False)

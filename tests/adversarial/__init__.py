@@ -1,0 +1,1 @@
+"""Adversarial regression tests: each reproduces an attack against a real local server."""

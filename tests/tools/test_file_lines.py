@@ -1,0 +1,57 @@
+"""Line numbering of the line-by-line reader, against a plain reference, across read chunks."""
+
+from __future__ import annotations
+
+import random
+
+import pyarrow as pa
+import pytest
+
+from runner.tools.extract.file_lines import (
+    is_blank_line,
+    is_empty_line,
+    numbered_lines,
+    record_line,
+)
+
+
+def sample(seed: int) -> bytes:
+    """About 3 MiB of lines of random length (some blank, some longer than a read chunk)."""
+    rng = random.Random(seed)
+    lines = []
+    size = 0
+    while size < 3 << 20:
+        kind = rng.random()
+        if kind < 0.1:
+            line = b""
+        elif kind < 0.15:
+            line = b"  \r" if rng.random() < 0.5 else b"\r"
+        elif kind < 0.16:
+            line = b"y" * rng.randint(1 << 20, 2 << 20)
+        else:
+            line = b"x" * rng.randint(1, 300_000)
+        lines.append(line)
+        size += len(line) + 1
+    return b"\n".join(lines) + (b"\n" if seed % 2 else b"")
+
+
+def reference(data: bytes, blank) -> list[tuple[int, bytes]]:
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return [(n, text.removesuffix(b"\r")) for n, text in enumerate(lines, 1) if not blank(text)]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("blank", [is_blank_line, is_empty_line])
+def test_numbered_lines_and_record_line_match_a_plain_split(seed, blank):
+    data = sample(seed)
+    expected = reference(data, blank)
+    skip = len(expected) // 3
+
+    found = list(numbered_lines(pa.BufferReader(data), skip=skip, blank=blank))
+
+    assert [(line.number, line.text) for line in found] == expected[skip:]
+    for record in (1, skip + 1, len(expected)):
+        assert record_line(pa.BufferReader(data), record, blank) == expected[record - 1][0]
+    assert record_line(pa.BufferReader(data), len(expected) + 1, blank) is None
