@@ -146,8 +146,10 @@ def test_hostile_column_names_in_the_data_cannot_break_out_of_the_insert(
     result = runner.invoke(
         app, ["run", "inject", "--start", "2026-01-01", "--end", "2026-01-02"], env=env
     )
-    # the unknown column is refused by ClickHouse as a column name, not run as SQL
-    assert result.exit_code == 1, result.output
+    # the loader refuses a column the table does not have (a pipeline/table mismatch:
+    # configuration, exit 3) before any SQL is built from its name
+    assert result.exit_code == 3, result.output
+    assert "has no column" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
     from runner.settings import Settings
