@@ -491,12 +491,13 @@ def read_csv(
     r"""CSV files (paths, globs or window templates, relative to the working directory).
 
     ``schema`` fixes the columns read and their types (other columns are skipped);
-    ``column_types`` only overrides the types of some columns, the rest are inferred
-    from the first block of the first file.  ``header=False`` names the columns after
-    ``schema`` or ``f0, f1, ...``.  ``null_values`` replaces the strings read as null
-    (by default pandas' markers and ``\N`` in typed columns, only ``\N`` in text) and
-    then applies to text columns too.  ``block_size`` must exceed the longest row.
-    ``filename_column`` adds a column holding the file each row came from.
+    ``column_types`` only overrides the types of some columns, the rest are inferred from
+    the first block of the first file.  ``delimiter`` is one character (``,`` by
+    default).  ``header=False`` names the columns after ``schema`` or ``f0, f1, ...``.
+    ``null_values`` replaces the strings read as null (by default pandas' markers and
+    ``\N`` in typed columns, only ``\N`` in text) and then applies to text columns too.
+    ``block_size`` must exceed the longest row.  ``filename_column`` adds a column
+    holding the file each row came from.
 
     ``time_column`` keeps only rows inside the run's window; ``timezone`` is the zone
     of a path template's periods (UTC by default); ``missing_files="skip"`` allows a
@@ -533,8 +534,8 @@ def read_jsonl(
 
     ``schema`` fixes the fields read and their types (other keys are ignored); without
     it the first block of the first file decides.  A line longer than ``block_size``
-    bytes cannot be parsed: raise it for very wide records.  ``time_column``,
-    ``timezone`` and ``missing_files`` as for :func:`read_csv`.
+    bytes cannot be parsed: raise it for very wide records.  ``filename_column``,
+    ``time_column``, ``timezone`` and ``missing_files`` as for :func:`read_csv`.
     """
     return JsonLinesSource(
         paths,
@@ -564,7 +565,8 @@ def read_parquet(
     without either, later files are cast to the first file's types.  A file lacking a
     column fails the run naming both, unless ``missing_columns="null"``.
     ``time_column`` keeps only rows inside the run's window and skips row groups whose
-    statistics show none; ``timezone`` and ``missing_files`` as for :func:`read_csv`.
+    statistics show none; ``filename_column``, ``timezone`` and ``missing_files`` as
+    for :func:`read_csv`.
     """
     return ParquetSource(
         paths,

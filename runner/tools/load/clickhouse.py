@@ -282,6 +282,10 @@ def clickhouse_append(
 ) -> ClickHouseAppend:
     """Append into ``table`` (``name`` or ``database.name``).
 
+    With ``deduplicate`` (the default) every insert carries a deterministic
+    ``insert_deduplication_token``, so a re-run of the window lands each insert once
+    (the table needs a deduplication window; see the README's guarantees).
+
     ``insert_threads`` inserts run at once (default ``RUNNER_INSERT_THREADS``); 1 keeps
     the batches in order.  A row whose values the table's columns cannot hold as they
     are fails the run (``on_invalid="fail"``) or is stored in the quarantine table with
@@ -295,5 +299,10 @@ def clickhouse_append(
 def clickhouse_upsert(
     table: str, *, deduplicate: bool = True, on_invalid: OnInvalid = "fail"
 ) -> ClickHouseUpsert:
-    """Upsert into the ReplacingMergeTree ``table``; ``on_invalid`` as for append."""
+    """Upsert into the ReplacingMergeTree ``table``.
+
+    ``deduplicate`` and ``on_invalid`` as for :func:`clickhouse_append`.  Turn
+    ``deduplicate`` off when a re-run of a window must write new versions (the rows of an
+    ELT recomputation), so identical blocks are not dropped as repeats.
+    """
     return ClickHouseUpsert(table, deduplicate=deduplicate, on_invalid=on_invalid)

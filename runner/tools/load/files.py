@@ -470,5 +470,8 @@ def write_jsonl(path: str | os.PathLike[str]) -> JsonLinesLoader:
 
 
 def write_parquet(path: str | os.PathLike[str], *, compression: str = "zstd") -> ParquetLoader:
-    """Write the run's rows to one Parquet file at ``path`` (placeholders allowed)."""
+    """Write the run's rows to one Parquet file at ``path`` (placeholders allowed).
+
+    ``compression`` is one of none, snappy, gzip, brotli, lz4 or zstd (the default).
+    """
     return ParquetLoader(path, compression=compression)

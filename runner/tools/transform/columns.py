@@ -225,7 +225,10 @@ class Cast(Transformer):
 
 
 def rename(mapping: Mapping[str, str]) -> Rename:
-    """Rename columns: ``rename({"old": "new"})``."""
+    """Rename columns: ``rename({"old": "new"})``.
+
+    ``mapping`` maps existing names to new ones; a name the batch lacks fails the run.
+    """
     return Rename(mapping)
 
 
@@ -235,16 +238,19 @@ def select(*columns: str) -> Select:
 
 
 def drop(*columns: str, missing_ok: bool = False) -> Drop:
-    """Remove these columns: ``drop("tmp")``."""
+    """Remove these columns: ``drop("tmp")``.
+
+    A column the batch lacks fails the run, unless ``missing_ok=True``.
+    """
     return Drop(*columns, missing_ok=missing_ok)
 
 
 def cast(mapping: Mapping[str, pa.DataType | str], *, safe: bool = True) -> Cast:
     """Convert columns: ``cast({"id": "int64", "at": "timestamp[ms, tz=UTC]"})``.
 
-    Types are pyarrow DataTypes or their names (``int64``, ``float64``, ``string``,
-    ``bool``, ``date32``, ``timestamp[ms, tz=UTC]``, ``decimal128(18,4)``...), parsed
-    here so a typo fails at declaration.  ``safe=False`` allows lossy conversions
-    (truncation, overflow) instead of failing the run.
+    ``mapping`` maps column names to types.  Types are pyarrow DataTypes or their names
+    (``int64``, ``float64``, ``string``, ``bool``, ``date32``, ``timestamp[ms, tz=UTC]``,
+    ``decimal128(18,4)``...), parsed here so a typo fails at declaration.  ``safe=False``
+    allows lossy conversions (truncation, overflow) instead of failing the run.
     """
     return Cast(mapping, safe=safe)

@@ -253,8 +253,8 @@ def with_columns(
     """Add or replace columns: ``with_columns(total=pc.field("qty") * pc.field("price"))``.
 
     Values are ``pyarrow.compute`` Expressions, or functions ``fn(batch) -> pa.Array`` for
-    what expressions cannot say.  Names that are not Python identifiers go in a mapping:
-    ``with_columns({"unit price": ...})``.
+    what expressions cannot say, given as keywords (``named``).  Names that are not
+    Python identifiers go in a mapping: ``with_columns({"unit price": ...})``.
     """
     merged: dict[str, ColumnSpec] = dict(columns or {})
     merged.update(named)

@@ -144,6 +144,8 @@ class Dedupe(Transformer):
 def dedupe(*keys: str, keep: str = "first") -> Dedupe:
     """Keep the first row of each key in the run: ``dedupe("order_id")``.
 
-    Memory grows with the number of distinct keys (about 60-90 bytes each).
+    ``keys`` are the columns that identify a row; ``keep`` says which row of a key
+    stays (``"first"``, the only policy that streams).  Memory grows with the number of
+    distinct keys (about 60-90 bytes each).
     """
     return Dedupe(*keys, keep=keep)

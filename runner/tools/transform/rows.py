@@ -246,7 +246,8 @@ def map_rows(
     Usable as ``map_rows(fn)``, ``@map_rows`` or ``@map_rows(schema=...)``.  Without
     ``schema`` the output types are inferred per batch from the returned values (keeping
     the input column's type where the values still fit it); give ``schema`` (a pyarrow
-    Schema or ``{"column": "int64", ...}``) for a fixed output schema.
+    Schema or ``{"column": "int64", ...}``) for a fixed output schema.  ``name`` is the
+    step's name in logs and statistics (default: the function's).
     """
     if fn is None:
         return lambda f: MapRows(f, schema=schema, name=name)
@@ -262,7 +263,10 @@ def filter_rows(
 def filter_rows(
     predicate: RowPredicate | None = None, *, name: str | None = None
 ) -> FilterRows | Callable[[RowPredicate], FilterRows]:
-    """Keep the rows for which ``predicate(row)`` is true; usable as ``@filter_rows``."""
+    """Keep the rows for which ``predicate(row)`` is true; usable as ``@filter_rows``.
+
+    ``name`` is the step's name in logs and statistics (default: the function's).
+    """
     if predicate is None:
         return lambda f: FilterRows(f, name=name)
     return FilterRows(predicate, name=name)

@@ -93,6 +93,8 @@ class NoPagination(Pagination):
 class PageNumber(Pagination):
     """``?page=1&per_page=100``, ``?page=2...``; stops on an empty or short page.
 
+    ``page_param`` names the page number's query parameter, counted from
+    ``start_page``; ``page_size`` rows per page are asked for in ``page_size_param``.
     Without ``page_size`` nothing is sent for the size and only an empty page stops.
     """
 
@@ -129,7 +131,11 @@ class PageNumber(Pagination):
 
 
 class OffsetLimit(Pagination):
-    """``?offset=0&limit=100``, ``?offset=100...``; stops on a short page."""
+    """``?offset=0&limit=100``, ``?offset=100...``; stops on a short page.
+
+    ``limit`` rows per page go in ``limit_param``; the offset, from ``start_offset``,
+    in ``offset_param``.
+    """
 
     limit: Annotated[int, Field(ge=1)] = 100
     offset_param: NonBlank = "offset"

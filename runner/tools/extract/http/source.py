@@ -288,19 +288,25 @@ def http_json(
 ) -> HttpJsonSource:
     """A source reading the records of a JSON API, page by page.
 
-    ``records_path`` is the dotted path to the list of records in each body (None: the
-    body is the list); ``pagination`` one of PageNumber, OffsetLimit, Cursor, NextLink
-    (default: one request).  ``window_params={"since": "start", "until": "end"}`` sends
-    the run window's bounds (ISO 8601, or epoch seconds with ``window_format="unix"``).
-    ``auth_token_env`` names the environment variable holding a bearer token.  ``schema``
-    (a pyarrow schema) fixes column types, so every page yields the same columns.
+    ``url`` is the first page's address (``http`` or ``https``); ``params`` are added to its
+    query (values may be str, int, float or bool); ``headers`` are sent with every request
+    (never to another origin after a redirect).  ``records_path`` is the dotted path to the
+    list of records in each body (None: the body is the list); ``pagination`` one of
+    PageNumber, OffsetLimit, Cursor, NextLink (default: one request).
+    ``window_params={"since": "start", "until": "end"}`` sends the run window's bounds
+    (ISO 8601, or epoch seconds with ``window_format="unix"``).  ``auth_token_env``
+    names the environment variable holding a bearer token.  ``schema`` (a pyarrow
+    schema) fixes column types, so every page yields the same columns.
 
     Limits (see the README's HTTP section): ``timeout`` per connect and per read;
     ``request_deadline`` for a whole request, however slowly the server sends;
     ``extract_deadline`` for the whole extraction (None: none); ``retry_after_max`` for
     the longest ``Retry-After`` honoured (longer fails, retriable); ``max_response_bytes``
     per decompressed body; ``max_pages`` (None: no limit), past which the run fails, or
-    stops with a warning when ``on_max_pages="stop"``.
+    stops with a warning when ``on_max_pages="stop"``.  Transient failures (connection
+    errors, 429, 5xx) are retried ``max_retries`` times with exponential back-off from
+    ``backoff_factor`` seconds.  ``verify=False`` skips TLS certificate checks;
+    ``ca_cert`` is a CA bundle file to verify against.
     """
     return HttpJsonSource(
         url,
