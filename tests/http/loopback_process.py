@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import select
+import selectors
 import subprocess
 import sys
 import time
@@ -127,11 +127,14 @@ def start_loopback(
     assert process.stdout is not None
     deadline = time.monotonic() + START_TIMEOUT
     line = ""
-    while time.monotonic() < deadline and process.poll() is None:
-        ready, _, _ = select.select([process.stdout], [], [], 0.5)
-        if ready:
-            line = process.stdout.readline()
-            break
+    # a selector, not select.select: chDB keeps files open per pool thread, so by now this
+    # process may hold descriptors above select()'s limit of 1024
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while time.monotonic() < deadline and process.poll() is None:
+            if selector.select(timeout=0.5):
+                line = process.stdout.readline()
+                break
     if not line.startswith("LISTENING "):
         process.kill()
         process.wait(timeout=15)

@@ -1,3 +1,4 @@
+import secrets
 import sys
 import textwrap
 
@@ -88,26 +89,28 @@ def test_pipeline_modules_can_import_helpers_beside_them(tmp_path):
 
 def test_an_error_inside_a_helper_module_names_the_helper_and_its_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # paths in messages are relative to the working directory
-    (tmp_path / "shop.py").write_text("X = 1\nY = 2\nZ = undefined_name\n")
-    (tmp_path / "broken_helper.py").write_text("def f(:\n    pass\n")
-    (tmp_path / "factory.py").write_text(
+    # helper names of this test only: another test's `shop` may be imported in this process
+    shop, broken, factory = (f"{n}_{secrets.token_hex(3)}" for n in ("shop", "broken", "factory"))
+    (tmp_path / f"{shop}.py").write_text("X = 1\nY = 2\nZ = undefined_name\n")
+    (tmp_path / f"{broken}.py").write_text("def f(:\n    pass\n")
+    (tmp_path / f"{factory}.py").write_text(
         "from runner import el\n\n"
         "def make(name):\n"
         "    return el(name, schedule='0 0 32 * *', extract=[], load=print)\n"
     )
-    write(tmp_path, "orders", "from runner import el\nimport shop\npipeline = None\n")
-    write(tmp_path, "syntax", "\n\nimport broken_helper\n")
-    write(tmp_path, "made", "import factory\n\npipeline = factory.make('made')\n")
+    write(tmp_path, "orders", f"from runner import el\nimport {shop}\npipeline = None\n")
+    write(tmp_path, "syntax", f"\n\nimport {broken}\n")
+    write(tmp_path, "made", f"import {factory}\n\npipeline = {factory}.make('made')\n")
     _, failures = Registry(tmp_path).load_all()
     errors = {f.name: str(f.error) for f in failures}
     assert errors["orders"].startswith("orders_pipeline.py:2: import failed: NameError")
-    assert errors["orders"].endswith("(in shop.py:3)")
+    assert errors["orders"].endswith(f"(in {shop}.py:3)")
     # the pipeline's own line is the import, not the helper's line number
     assert errors["syntax"].startswith("syntax_pipeline.py:3: import failed: SyntaxError")
-    assert errors["syntax"].endswith("(in broken_helper.py:1)")
+    assert errors["syntax"].endswith(f"(in {broken}.py:1)")
     assert errors["made"].startswith("made_pipeline.py:3: pipeline 'made': schedule:")
     assert "day-of-month 32 out of range (1-31)" in errors["made"]
-    assert errors["made"].endswith("(in factory.py:4)")
+    assert errors["made"].endswith(f"(in {factory}.py:4)")
     assert all("\n" not in e for e in errors.values())
 
 
