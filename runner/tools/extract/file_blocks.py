@@ -58,10 +58,11 @@ def cut_blocks(stream: pa.NativeFile, block_size: int, *, universal: bool) -> It
     """The stream's bytes (without a leading BOM) in blocks of whole lines.
 
     Each block but the last ends with a line break; a block is at most ``block_size``
-    bytes plus the start of a line the previous block could not hold.  A line longer than
-    ``block_size`` raises :class:`LineTooLong` (memory stays bounded by the block size).
+    bytes plus the start of a line the previous block could not hold.  A line that goes
+    on past ``block_size`` bytes without a break raises :class:`LineTooLong`, so memory
+    stays bounded by the block size.
     """
-    carry = b""
+    carry = b""  # the start of a line not ended yet
     first = True
     while True:
         chunk = stream.read(block_size)
@@ -75,8 +76,11 @@ def cut_blocks(stream: pa.NativeFile, block_size: int, *, universal: bool) -> It
         cut = chunk.rfind(b"\n")
         if universal:  # a lone \r ends a line too, unless it may be the start of \r\n
             cut = max(cut, chunk.rfind(b"\r", 0, len(chunk) - 1))
-        if cut < 0:  # the line began before this chunk and goes on after it
-            raise LineTooLong
+        if cut < 0:
+            carry += chunk
+            if len(carry) > block_size:
+                raise LineTooLong
+            continue
         yield carry + chunk[: cut + 1]  # one copy of the block
         carry = chunk[cut + 1 :]
 

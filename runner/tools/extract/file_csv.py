@@ -145,6 +145,41 @@ class CsvLineParser:
         self.strings_can_be_null = strings_can_be_null
         self.missing_as_null = missing_as_null
 
+    def rows_as_text(self, data: bytes) -> int:
+        """How many rows pyarrow finds in a block, every value read as text.
+
+        Rows with another number of columns count too: only quoted line breaks can make
+        fewer rows than non-empty lines.
+        """
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+
+        skipped = 0
+
+        def skip(row: object) -> str:
+            nonlocal skipped
+            del row
+            skipped += 1
+            return "skip"
+
+        names = self.names
+        table = pcsv.read_csv(
+            pa.BufferReader(data),
+            read_options=pcsv.ReadOptions(
+                use_threads=False,
+                block_size=len(data) + 1,
+                column_names=names,
+                autogenerate_column_names=names is None,
+            ),
+            parse_options=pcsv.ParseOptions(delimiter=self.delimiter, invalid_row_handler=skip),
+            convert_options=pcsv.ConvertOptions(
+                column_types=dict.fromkeys(names or [], pa.string()),
+                null_values=[],
+                strings_can_be_null=False,
+            ),
+        )
+        return int(table.num_rows) + skipped
+
     @property
     def fixed(self) -> object | None:
         """Never offered for parsing ahead: CSV blocks are parsed on the reader's thread."""

@@ -87,9 +87,15 @@ class TextSource(FileSource):
         """The block's count if its ``rows`` are one per non-blank line, else None."""
         raise NotImplementedError
 
-    def merged_lines(self, data: bytes, place: Place) -> str | None:
-        """Why a block whose rows span lines fails the run (None: read it line by line)."""
-        del data, place
+    def merged_lines(
+        self, data: bytes, place: Place, parser: LineParser, *, known: bool
+    ) -> str | None:
+        """Why a block with a row over several lines fails the run (None: read by line).
+
+        ``known``: its rows and lines were seen to part; otherwise the block failed on a
+        row, and the reader may look for such a row before reading it line by line.
+        """
+        del data, place, parser, known
         return None
 
     def is_row_error(self, exc: Exception) -> bool:
@@ -197,20 +203,18 @@ class TextSource(FileSource):
             exc is not None and not isinstance(exc, pa.ArrowException | ValueError)
         ):
             raise exc
-        if exc is not None:
-            if not self.is_row_error(exc):
-                raise self.error(reading.entry.shown, self.explain(exc, reading.entry, 0)) from exc
-        elif table is not None:
-            if count is None:
-                fatal = self.merged_lines(data, place)
-                if fatal is not None:
-                    raise self.error(reading.entry.shown, fatal)
-            else:
-                pieces = self._fast(table, data, start, place, reading)
-                if pieces is not None:
-                    place.advance(count)
-                    yield from pieces
-                    return
+        if exc is not None and not self.is_row_error(exc):
+            raise self.error(reading.entry.shown, self.explain(exc, reading.entry, 0)) from exc
+        if table is None or count is None:
+            fatal = self.merged_lines(data, place, parser, known=table is not None)
+            if fatal is not None:
+                raise self.error(reading.entry.shown, fatal)
+        if table is not None and count is not None:
+            pieces = self._fast(table, data, start, place, reading)
+            if pieces is not None:
+                place.advance(count)
+                yield from pieces
+                return
         yield from self._by_line(data, parser, place, reading)
 
     def _fast(

@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from runner.errors import ConfigError
 from runner.tools.extract import file_csv, file_jsonl
@@ -38,7 +38,7 @@ from runner.tools.extract.file_blocks import (
     split_header,
     unbalanced_line,
 )
-from runner.tools.extract.file_lines import Rejected, is_empty_line
+from runner.tools.extract.file_lines import LineParser, Rejected, is_empty_line
 from runner.tools.extract.file_paths import MissingFiles, Paths
 from runner.tools.extract.file_source import (
     DEFAULT_BLOCK_SIZE,
@@ -196,8 +196,22 @@ class CsvSource(TextSource):
         """One row per non-empty line (fewer: a quoted value holds a line break)."""
         return csv_layout(data, rows)
 
-    def merged_lines(self, data: bytes, place: Place) -> str | None:
-        """A row over several lines: refused, as a value holding a line break is."""
+    def merged_lines(
+        self, data: bytes, place: Place, parser: LineParser, *, known: bool
+    ) -> str | None:
+        """A row over several lines: refused, as a value holding a line break is.
+
+        A block that failed on a row is first parsed again as text to find out.
+        """
+        import pyarrow as pa
+
+        if not known:
+            try:
+                rows = cast("file_csv.CsvLineParser", parser).rows_as_text(data)
+            except pa.ArrowException:
+                return None
+            if csv_layout(data, rows) is not None:
+                return None
         line = unbalanced_line(data, place.line)
         where = f"line {line}" if line is not None else f"a row from line {place.line} on"
         return (
