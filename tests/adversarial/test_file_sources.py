@@ -239,7 +239,7 @@ def test_rows_without_a_time_go_to_the_quarantine_with_a_skip_policy(
     assert [r["customer_id"] for r in loaded.rows] == [1, 3]
     ((_, reason, record),) = quarantined(warehouse, ctx.run_id)
     assert (
-        reason == f"JSONL file {path}: row 2: 'updated_at' is empty: the row belongs to no window"
+        reason == f"JSONL file {path}: line 2: 'updated_at' is empty: the row belongs to no window"
     )
     assert json.loads(record)["customer_id"] == 2
 

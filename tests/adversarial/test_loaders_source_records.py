@@ -173,27 +173,32 @@ def test_rows_of_a_window_template(tmp_path, make_context, warehouse, monkeypatc
     assert stored(warehouse, run_id) == [(no_email(307, day=3), "email: Field required")]
 
 
-def test_a_line_holding_two_objects_before_the_row_is_never_guessed(
+def test_a_line_holding_two_objects_is_rejected_and_later_rows_keep_their_lines(
     tmp_path, make_context, warehouse
 ):
-    """pyarrow reads two objects on one line as two rows: rows and lines part there.
+    """pyarrow reads two objects on one line as two rows, so rows and lines part there.
 
-    The row without an email would be mapped to the next line, whose object has the same
-    values (an explicit null email): checking values cannot tell them apart, only the
-    proof that every line before holds one object can.  Both rows are stored as the
-    batch holds them instead.
+    The reader refuses such a line (JSON Lines is one value per line): it is quarantined
+    as its text, and the row without an email after it is still stored as its own line
+    (not as the next line's object, which has the same values with an explicit null).
     """
     path = tmp_path / "people.jsonl"
-    path.write_bytes(
-        json.dumps(person(0)).encode() + b" " + lines(person(1), no_email(2), person(2, email=None))
-    )
+    two = json.dumps(person(0)) + " " + json.dumps(person(1))
+    path.write_bytes(lines(two, no_email(2), person(2, email=None), person(3)))
     source = read_jsonl(str(path))
 
     ids, run_id = run_flow(make_context, source)
 
-    assert ids == [0, 1]
-    as_held = {"id": 2, "email": None, "ts": "2026-01-01T02:00:00"}
-    assert stored(warehouse, run_id) == [(as_held, "email: Input should be a valid string")] * 2
+    assert ids == [3]
+    [(record, reason)] = stored(warehouse, run_id, step="people.read_jsonl")
+    assert record == {"text": two}
+    assert reason.endswith(
+        "line 1: holds more than one JSON value (JSON Lines has one value per line)"
+    )
+    assert sorted(stored(warehouse, run_id), key=lambda r: r[1]) == [
+        (no_email(2), "email: Field required"),
+        (person(2, email=None), "email: Input should be a valid string"),
+    ]
 
 
 def test_a_file_changed_since_it_was_read_gives_no_record(tmp_path, make_context, warehouse):

@@ -1,4 +1,4 @@
-"""Line numbering of the line-by-line reader, against a plain reference, across read chunks."""
+"""Line numbering of the record reader, against a plain reference, across read chunks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from runner.tools.extract.file_lines import (
     is_blank_line,
     is_empty_line,
     numbered_lines,
-    record_line,
 )
 
 
@@ -44,7 +43,7 @@ def reference(data: bytes, blank) -> list[tuple[int, bytes]]:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("blank", [is_blank_line, is_empty_line])
-def test_numbered_lines_and_record_line_match_a_plain_split(seed, blank):
+def test_numbered_lines_match_a_plain_split(seed, blank):
     data = sample(seed)
     expected = reference(data, blank)
     skip = len(expected) // 3
@@ -52,6 +51,12 @@ def test_numbered_lines_and_record_line_match_a_plain_split(seed, blank):
     found = list(numbered_lines(pa.BufferReader(data), skip=skip, blank=blank))
 
     assert [(line.number, line.text) for line in found] == expected[skip:]
-    for record in (1, skip + 1, len(expected)):
-        assert record_line(pa.BufferReader(data), record, blank) == expected[record - 1][0]
-    assert record_line(pa.BufferReader(data), len(expected) + 1, blank) is None
+    assert [line.record for line in found] == list(range(skip, len(expected)))
+
+
+def test_numbered_lines_drop_a_byte_order_mark_at_the_start_only():
+    data = b'\xef\xbb\xbf{"a": 1}\n\xef\xbb\xbf{"a": 2}\n'
+
+    found = list(numbered_lines(pa.BufferReader(data), skip=0, blank=is_blank_line))
+
+    assert [line.text for line in found] == [b'{"a": 1}', b'\xef\xbb\xbf{"a": 2}']

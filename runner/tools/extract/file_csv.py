@@ -145,29 +145,81 @@ class CsvLineParser:
         self.strings_can_be_null = strings_can_be_null
         self.missing_as_null = missing_as_null
 
-    def parse(self, lines: Sequence[bytes]) -> pa.Table:
-        """Parse lines with the file's names and the run's types (others inferred)."""
+    def rows_as_text(self, data: bytes) -> int:
+        """How many rows pyarrow finds in a block, every value read as text.
+
+        Rows with another number of columns count too: only quoted line breaks can make
+        fewer rows than non-empty lines.
+        """
         import pyarrow as pa
         import pyarrow.csv as pcsv
 
-        data = b"\n".join(lines) + b"\n"
-        return pcsv.read_csv(
+        skipped = 0
+
+        def skip(row: object) -> str:
+            nonlocal skipped
+            del row
+            skipped += 1
+            return "skip"
+
+        names = self.names
+        table = pcsv.read_csv(
             pa.BufferReader(data),
             read_options=pcsv.ReadOptions(
                 use_threads=False,
                 block_size=len(data) + 1,
-                column_names=self.names,
-                autogenerate_column_names=self.names is None,
+                column_names=names,
+                autogenerate_column_names=names is None,
             ),
-            parse_options=pcsv.ParseOptions(delimiter=self.delimiter),
+            parse_options=pcsv.ParseOptions(delimiter=self.delimiter, invalid_row_handler=skip),
             convert_options=pcsv.ConvertOptions(
-                column_types=self.types,
-                include_columns=self.include,
-                include_missing_columns=self.missing_as_null,
-                null_values=self.null_values,
-                strings_can_be_null=self.strings_can_be_null,
+                column_types=dict.fromkeys(names or [], pa.string()),
+                null_values=[],
+                strings_can_be_null=False,
             ),
         )
+        return int(table.num_rows) + skipped
+
+    @property
+    def fixed(self) -> object | None:
+        """Never offered for parsing ahead: CSV blocks are parsed on the reader's thread."""
+        return None
+
+    def parse(self, lines: Sequence[bytes]) -> pa.Table:
+        """Parse non-empty lines (one row each, else fail) with the file's names and types."""
+        table = self.parse_block(b"\n".join(lines) + b"\n", first=False)
+        if table.num_rows != len(lines):
+            raise ValueError("a quoted value holds a line break")
+        return table
+
+    def parse_block(self, data: bytes, *, first: bool) -> pa.Table:
+        """Parse a block of whole lines (without the header) as pyarrow's reader would."""
+        del first  # every block is read alike: the header was taken off the first
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+
+        try:
+            return pcsv.read_csv(
+                pa.BufferReader(data),
+                read_options=pcsv.ReadOptions(
+                    use_threads=False,
+                    block_size=len(data) + 1,
+                    column_names=self.names,
+                    autogenerate_column_names=self.names is None,
+                ),
+                parse_options=pcsv.ParseOptions(delimiter=self.delimiter),
+                convert_options=pcsv.ConvertOptions(
+                    column_types=self.types,
+                    include_columns=self.include,
+                    include_missing_columns=self.missing_as_null,
+                    null_values=self.null_values,
+                    strings_can_be_null=self.strings_can_be_null,
+                ),
+            )
+        except pa.ArrowInvalid as exc:
+            if self.names is None and "Empty CSV file" in str(exc):  # only empty lines
+                return pa.table({})
+            raise
 
     def fix(self, table: pa.Table) -> None:
         """The first block parsed with inferred types fixes them for the rest."""
@@ -188,6 +240,35 @@ class CsvLineParser:
         else:
             record = {"text": text}
         return Why(reason, record, column, value)
+
+
+def read_header(
+    line: bytes, delimiter: str, *, include: list[str] | None, missing_as_null: bool
+) -> list[str]:
+    """The column names of a header line, as pyarrow's CSV reader reads them.
+
+    With ``include`` (a given schema) a column of it the header lacks fails here, as it
+    does in pyarrow's reader, and names that are not UTF-8 only matter if selected.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    def read(convert: pcsv.ConvertOptions) -> pa.Table:
+        return pcsv.read_csv(
+            pa.BufferReader(line + b"\n"),
+            read_options=pcsv.ReadOptions(use_threads=False),
+            parse_options=pcsv.ParseOptions(delimiter=delimiter),
+            convert_options=convert,
+        )
+
+    if include is not None:
+        read(pcsv.ConvertOptions(include_columns=include, include_missing_columns=missing_as_null))
+    try:
+        return [str(name) for name in read(pcsv.ConvertOptions()).column_names]
+    except UnicodeDecodeError:
+        if include is None:
+            raise
+        return header_names(line.decode("utf-8", "replace"), delimiter)
 
 
 def header_names(text: str, delimiter: str) -> list[str]:

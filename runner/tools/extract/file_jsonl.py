@@ -1,4 +1,10 @@
-"""JSON Lines rows that do not fit: parsing whole lines and saying which field is wrong."""
+"""JSON Lines rows that do not fit: parsing whole lines and saying which field is wrong.
+
+JSON Lines holds one value per line.  pyarrow's JSON reader also takes two objects on
+one line, or one object spread over several lines; this parser does not: lines that
+parse together into another number of rows than there are lines fail, so the line-by-
+line reader finds the lines at fault and rejects them (see ``file_blocks``).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,16 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from runner.tools.extract.file_blocks import json_layout
 from runner.tools.extract.file_lines import Why, short
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 _COLUMN = re.compile(r"Column\(/([^)/]*)[^)]*\) changed from (\w+) to (\w+)")
+
+#: pyarrow's message about a value longer than its block (a block is one part here).
+STRADDLING = "straddl"
 
 #: Messages of pyarrow's JSON reader that concern one row (others concern the file).
 ROW_ERRORS = ("JSON parse error", "Failed to convert JSON", "Failed of conversion of JSON")
@@ -22,7 +32,7 @@ ROW_ERRORS = ("JSON parse error", "Failed to convert JSON", "Failed of conversio
 def is_row_error(exc: Exception) -> bool:
     """Whether pyarrow failed on a row (not on the stream, nor on the block size)."""
     text = str(exc)
-    return text.startswith(ROW_ERRORS) and "straddl" not in text
+    return text.startswith(ROW_ERRORS) and STRADDLING not in text
 
 
 def _json_kind(value: object) -> str:
@@ -39,6 +49,24 @@ def _json_kind(value: object) -> str:
     return "an object"
 
 
+def _not_one_value(text: str, error: json.JSONDecodeError) -> str:
+    """Why ``text`` is not one JSON value: several values, or not (all of) one."""
+    if error.msg == "Extra data":
+        rest = text[error.pos :].lstrip(" \t\r")
+        try:
+            json.JSONDecoder().raw_decode(rest)
+        except json.JSONDecodeError:
+            pass
+        else:
+            return "holds more than one JSON value (JSON Lines has one value per line)"
+    if error.pos >= len(text.rstrip(" \t\r")) and text.lstrip(" \t\r")[:1] in ("{", "["):
+        return (
+            f"is not JSON ({error.msg} at column {error.colno}: the line ends inside a "
+            "value; JSON Lines has one value per line)"
+        )
+    return f"is not JSON ({error.msg} at column {error.colno})"
+
+
 class JsonLineParser:
     """Parses JSON lines into the run's schema (or infers one), naming a bad line's field."""
 
@@ -46,11 +74,38 @@ class JsonLineParser:
         self.target = target
         self.ignore_unexpected = ignore_unexpected
 
-    def _read(self, data: bytes, schema: pa.Schema | None) -> pa.Table:
+    @property
+    def fixed(self) -> object | None:
+        """The schema, once fixed (given, or inferred from the first block)."""
+        return self.target
+
+    def parse_block(self, data: bytes, *, first: bool) -> pa.Table:
+        """Parse a block of whole lines as pyarrow's streaming reader would.
+
+        The first block of a file takes keys beyond a known schema (for the reader to
+        name them as columns that do not match); later blocks refuse them.  Text that is
+        not UTF-8 is left to the reader's ``check_batch`` (one check per block).
+        """
+        return self._read(data, self.target, infer=first, validate=False)
+
+    def _read(
+        self,
+        data: bytes,
+        schema: pa.Schema | None,
+        *,
+        infer: bool = False,
+        validate: bool = True,
+    ) -> pa.Table:
         import pyarrow as pa
         import pyarrow.json as pjson
 
-        behaviour = "ignore" if self.ignore_unexpected else "error" if schema else "infer"
+        behaviour = (
+            "ignore"
+            if self.ignore_unexpected
+            else "error"
+            if schema is not None and not infer
+            else "infer"
+        )
         table = pjson.read_json(
             pa.BufferReader(data),
             read_options=pjson.ReadOptions(use_threads=False, block_size=len(data) + 1),
@@ -58,12 +113,20 @@ class JsonLineParser:
                 explicit_schema=schema, unexpected_field_behavior=behaviour
             ),
         )
-        table.validate(full=True)  # the JSON reader does not check UTF-8
+        if validate:
+            table.validate(full=True)  # the JSON reader does not check UTF-8
         return table
 
     def parse(self, lines: Sequence[bytes]) -> pa.Table:
-        """Parse lines into the target schema (or with inferred types until one is fixed)."""
-        return self._read(b"\n".join(lines) + b"\n", self.target)
+        """Parse non-blank lines into the target schema (or inferred types until fixed).
+
+        Fails unless each line holds exactly one JSON object.
+        """
+        data = b"\n".join(lines) + b"\n"
+        table = self._read(data, self.target)
+        if json_layout(data, table.num_rows) is None:
+            raise ValueError("the lines do not hold one JSON object each")
+        return table
 
     def fix(self, table: pa.Table) -> None:
         """The first block parsed with inferred types fixes them for the rest."""
@@ -104,7 +167,7 @@ class JsonLineParser:
         try:
             row = json.loads(text)
         except json.JSONDecodeError as exc:
-            return Why(f"is not JSON ({exc.msg} at column {exc.colno})", {"text": text})
+            return Why(_not_one_value(text, exc), {"text": text})
         if not isinstance(row, dict):
             return Why(f"is {_json_kind(row)}, not a JSON object", {"text": text})
         return Why(self._field_reason(row, error), row)

@@ -1,12 +1,13 @@
-"""Recovering from rows that do not fit: re-reading a text file line by line.
+"""Rows that do not fit: reading a block of a text file line by line.
 
-pyarrow's streaming readers stop at the first row that does not parse or does not fit
-the schema, and cannot go on.  When that happens the file is read again from the first
-row not yet handed on, in blocks of whole lines; a block that fails is halved until the
-lines that do not fit are found one by one, the lines that fit are kept (in order) and
-the others are rejected with their line number and reason, through
-:meth:`runner.pipeline.context.RunContext.reject` (quarantine with a
-``validate(on_error="skip")`` step, otherwise the run fails naming the line).
+pyarrow parses a block of lines at once and fails the whole block on one row that does
+not parse or does not fit the schema.  Such a block (see ``file_text``) is parsed again
+as lines: a run of lines that fails is halved until the lines that do not fit are found
+one by one, the lines that fit are kept (in order) and the others are rejected with
+their line number and reason, through :meth:`runner.pipeline.context.RunContext.reject`
+(quarantine with a ``validate(on_error="skip")`` step, otherwise the run fails naming
+the line).  A parser fails lines that do not give one row each (two JSON values on a
+line, half of one), so every line is either one row or one rejection.
 
 This only runs after an error, so the fast path of a clean file is pyarrow's alone.
 CSV rows are lines here: quoted line breaks are refused by the CSV reader anyway.
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 _READ = 1 << 20
+#: A UTF-8 byte order mark, dropped at the start of a file.
+BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,18 @@ class Rejected:
 class LineParser(Protocol):
     """A format's parsing of whole lines into one table of the run's schema."""
 
+    @property
+    def fixed(self) -> object | None:
+        """The types it parses with once they are fixed (None while they may change)."""
+
+    def parse_block(self, data: bytes, *, first: bool) -> pa.Table:
+        """Parse a block of whole lines at once, as pyarrow's reader would (the fast path).
+
+        ``first``: the file's first block (it may show the file's columns).
+        """
+
     def parse(self, lines: Sequence[bytes]) -> pa.Table:
-        """Parse ``lines`` at once; raise on any line that does not fit."""
+        """Parse non-blank ``lines`` at once; raise unless each gives exactly one row."""
 
     def reject(self, line: bytes, error: Exception) -> Why:
         """Why ``line`` alone failed with ``error``, and its record for the quarantine."""
@@ -77,8 +90,8 @@ class LineParser(Protocol):
 
 
 def is_blank_line(text: bytes) -> bool:
-    """A line holding only white space (skipped by the JSON reader)."""
-    return not text.strip()
+    """A line holding only JSON white space (skipped by the JSON reader)."""
+    return not text.strip(b" \t\r\n")
 
 
 def is_empty_line(text: bytes) -> bool:
@@ -89,10 +102,17 @@ def is_empty_line(text: bytes) -> bool:
 def numbered_lines(
     stream: pa.NativeFile, *, skip: int, blank: Callable[[bytes], bool]
 ) -> Iterator[Line]:
-    """The stream's lines after its first ``skip`` non-blank ones, blank lines left out."""
+    """The stream's lines after its first ``skip`` non-blank ones, blank lines left out.
+
+    Lines end at a line feed; a UTF-8 byte order mark at the start is dropped.
+    """
     number = seen = 0
     parts: list[bytes] = []  # the current line, read so far (joined once: no quadratic copies)
+    first = True
     while chunk := stream.read(_READ):
+        if first:
+            chunk = chunk.removeprefix(BOM)
+            first = False
         *ends, rest = chunk.split(b"\n")
         for piece in ends:
             text = b"".join([*parts, piece]) if parts else piece
@@ -108,28 +128,6 @@ def numbered_lines(
     text = b"".join(parts)
     if text and not blank(text) and seen + 1 > skip:
         yield Line(number + 1, text.removesuffix(b"\r"), seen)
-
-
-def record_line(stream: pa.NativeFile, record: int, blank: Callable[[bytes], bool]) -> int | None:
-    """The line number of the ``record``-th non-blank line (1-based), found by re-reading.
-
-    Only used on error paths (pyarrow counts records, not lines); stops where that line
-    starts, so a line of 100 MB is not read to its end.
-    """
-    number = seen = 0
-    content = False  # whether the current line has shown a non-blank byte yet
-    while chunk := stream.read(_READ):
-        pieces = chunk.split(b"\n")
-        for index, piece in enumerate(pieces):
-            if not content and piece and not blank(piece):
-                content = True
-                seen += 1
-                if seen == record:
-                    return number + 1
-            if index < len(pieces) - 1:  # a line break follows this piece
-                number += 1
-                content = False
-    return None
 
 
 def blocks(lines: Iterator[Line], block_size: int) -> Iterator[list[Line]]:

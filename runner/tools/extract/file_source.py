@@ -2,17 +2,16 @@
 
 :class:`FileSource` resolves the run's files (``file_paths``), opens what they hold
 (``file_archives``), checks each file's columns against the run's schema, converts its
-batches to it, keeps the rows of the window (``file_window``) and, after a row that does
-not fit, reads the rest of a text file line by line (``file_lines``), rejecting the bad
-rows through ``ctx.reject``.  The format readers in ``files`` fill in how a file is
-opened and how its errors read.  Readers with ``keeps_records`` (JSON Lines) also note
-each row's entry and record number, cut with the rows, so the quarantine can store a row
-as its line held it (``source_records``).
+batches to it and keeps the rows of the window (``file_window``).  How a file becomes
+batches is the reader's: Parquet through :meth:`FileSource.open_file`, the text formats
+block by block with rows that do not fit rejected through ``ctx.reject``
+(``file_text``).  Readers with ``keeps_records`` (JSON Lines) also note each row's entry
+and record number, cut with the rows, so the quarantine can store a row as its line held
+it (``source_records``).
 """
 
 from __future__ import annotations
 
-from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -22,16 +21,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 from runner.batches import split
 from runner.errors import ConfigError, FatalError, printable
 from runner.pipeline.steps import Extractor
-from runner.tools.extract.file_archives import Entry, UnreadableFile, entries, open_stream
-from runner.tools.extract.file_lines import (
-    LineParser,
-    Parsed,
-    Rejected,
-    is_blank_line,
-    numbered_lines,
-    record_line,
-    recover,
-)
+from runner.tools.extract.file_archives import Entry, UnreadableFile, entries
+from runner.tools.extract.file_lines import is_blank_line
 from runner.tools.extract.file_paths import (
     MissingFiles,
     Paths,
@@ -41,7 +32,7 @@ from runner.tools.extract.file_paths import (
     resolve_paths,
 )
 from runner.tools.extract.file_window import TimeFilter, check_time_column
-from runner.tools.extract.source_records import UNKNOWN, RecordNumbers, SourceRows, number_at
+from runner.tools.extract.source_records import RecordNumbers, SourceRows, number_at
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -55,40 +46,46 @@ DEFAULT_BLOCK_SIZE = 4 << 20
 
 # pyarrow reports an empty input with these messages; such a file just has no rows.
 _EMPTY_INPUT = ("Empty CSV file", "Empty JSON stream")
-#: pyarrow's message about a row longer than a block mentions "straddling".
-STRADDLING = "straddl"
 
 
 @dataclass
-class _Shape:
+class Shape:
     """The schema every batch of a run gets, and where it came from (for messages)."""
 
     target: pa.Schema | None
     origin: str
 
 
+#: A row's line in its file, by the row's index in its batch (text files only).
+RowLines = Callable[[int], int]
+
+
 @dataclass
-class _Reading:
-    """One file being read: where its batches come from and how far it got."""
+class Piece:
+    """A batch read from a file, and where its rows are (if the reader knows)."""
+
+    batch: pa.RecordBatch
+    records: RecordNumbers | None = None  # record numbers (non-blank lines before each row)
+    lines: RowLines | None = None
+
+
+@dataclass
+class Reading:
+    """One file being read, and how far it got."""
 
     entry: Entry
-    shape: _Shape
+    shape: Shape
     ctx: RunContext
     stack: ExitStack
-    batches: Iterator[pa.RecordBatch]
     rows: int = 0  # rows parsed so far (inside the window or not)
     kept: int = 0  # rows inside the window
-    recovering: bool = False  # reading line by line after a row that did not fit
     origins: SourceRows | None = None  # where rows came from (readers keeping records)
-    records: pa.Int64Array | None = None  # record numbers of the latest recovered batch
 
 
 class FileSource(Extractor):
     """Shared behaviour: resolve files, keep one schema, name the file in every error."""
 
     label: ClassVar[str] = "file"
-    #: Re-read a file line by line after a row-level error (CSV and JSON Lines).
-    recovers: ClassVar[bool] = False
     #: Note each row's entry and record number, to find its record for the quarantine
     #: (JSON Lines: a batch cannot tell a missing key from a null; see source_records).
     keeps_records: ClassVar[bool] = False
@@ -149,42 +146,37 @@ class FileSource(Extractor):
         """Whether a file's own schema is reliable before any row is read (Parquet)."""
         return False
 
+    @property
+    def blank(self) -> Callable[[bytes], bool]:
+        """Which lines hold no record (text files)."""
+        return is_blank_line
+
     def describe(self) -> str:
         """E.g. ``read_csv(data/*.csv, time_column=ts)``."""
         extra = f", time_column={self.time_column}" if self.time_column else ""
         return f"{self.step_name}({', '.join(self.patterns)}{extra})"
 
-    @abstractmethod
     def open_file(
         self, entry: Entry, target: pa.Schema | None, ctx: RunContext, stack: ExitStack
     ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         """Open one file (closing it through ``stack``); return its schema and batches.
 
         With a ``target`` the reader should already produce its types where it can.
+        Readers of whole files (Parquet) implement this; text readers :meth:`pieces`.
         """
+        raise NotImplementedError
 
     def explain(self, exc: Exception, entry: Entry, rows_before: int) -> str:
         """Turn a reader error (not about one row) into the message's tail."""
         del entry, rows_before
         return str(exc)
 
-    def is_row_error(self, exc: Exception) -> bool:
-        """Whether ``exc`` is about one row, so reading line by line can go on."""
-        del exc
-        return False
+    def check_batch(self, batch: pa.RecordBatch) -> tuple[int | None, str] | None:
+        """What the reader let through in ``batch`` that must not be loaded, or None.
 
-    def line_parser(self, entry: Entry, target: pa.Schema | None) -> LineParser:
-        """A parser of whole lines into ``target`` (text formats only)."""
-        raise NotImplementedError
-
-    def row_hint(self, rejected: Rejected) -> str:
-        """What to change, added to the message when a rejected row fails the run."""
-        del rejected
-        return ""
-
-    def check_batch(self, batch: pa.RecordBatch, entry: Entry, rows_before: int) -> str | None:
-        """What the reader let through in ``batch`` that must not be loaded, or None."""
-        del batch, entry, rows_before
+        Gives the row at fault (its index in ``batch``, if known) and the reason.
+        """
+        del batch
         return None
 
     def finish_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -213,7 +205,7 @@ class FileSource(Extractor):
 
     def _batches(self, ctx: RunContext, origins: SourceRows | None) -> Iterator[pa.RecordBatch]:
         target = self.fixed_schema
-        shape = _Shape(target, "the given schema" if target is not None else "the given columns")
+        shape = Shape(target, "the given schema" if target is not None else "the given columns")
         gather = _Gather(ctx.batch_rows)
         resolved = resolve_paths(
             self.patterns,
@@ -228,9 +220,9 @@ class FileSource(Extractor):
             try:
                 units = entries(path, shown)
             except UnreadableFile as exc:
-                raise self._error(shown, str(exc)) from None
+                raise self.error(shown, str(exc)) from None
             except OSError as exc:
-                raise self._error(shown, exc.strerror or str(exc)) from None
+                raise self.error(shown, exc.strerror or str(exc)) from None
             for entry in units:
                 if entry.note is not None:
                     ctx.log.warning(
@@ -242,96 +234,80 @@ class FileSource(Extractor):
     def _read_entry(
         self,
         entry: Entry,
-        shape: _Shape,
+        shape: Shape,
         gather: _Gather,
         ctx: RunContext,
         origins: SourceRows | None,
     ) -> Iterator[pa.RecordBatch]:
         if origins is not None:
             origins.opened(entry)
-        try:
-            with ExitStack() as stack:
-                reading = self._open(entry, shape, ctx, stack, origins)
-                if reading is None:
-                    return
-                while (batch := self._next_batch(reading)) is not None:
-                    accepted = self._accept(batch, reading)
-                    if accepted is not None:
-                        yield from gather.add(accepted)
-        except UnicodeDecodeError as exc:  # pyarrow hands on undecodable names as is
-            raise self._error(entry.shown, _not_utf8(exc)) from None
-        ctx.log.debug("file read", path=entry.shown, rows=reading.rows, rows_in_window=reading.kept)
-
-    def _open(
-        self,
-        entry: Entry,
-        shape: _Shape,
-        ctx: RunContext,
-        stack: ExitStack,
-        origins: SourceRows | None,
-    ) -> _Reading | None:
-        """Open one file and check its columns; None for an empty file."""
-        import pyarrow as pa
-
         ctx.log.info(
             "reading file", path=entry.shown, format=self.label, bytes=entry.path.stat().st_size
         )
         try:
-            schema, batches = self.open_file(entry, shape.target, ctx, stack)
+            with ExitStack() as stack:
+                reading = Reading(entry, shape, ctx, stack, origins=origins)
+                for piece in self.pieces(reading):
+                    accepted = self._place(piece, reading)
+                    if accepted.num_rows:
+                        yield from gather.add(accepted)
+        except UnicodeDecodeError as exc:  # pyarrow hands on undecodable names as is
+            raise self.error(entry.shown, _not_utf8(exc)) from None
+        ctx.log.debug("file read", path=entry.shown, rows=reading.rows, rows_in_window=reading.kept)
+
+    def pieces(self, reading: Reading) -> Iterator[Piece]:
+        """The file's batches, conformed to the run's schema and checked."""
+        import pyarrow as pa
+
+        entry, shape = reading.entry, reading.shape
+        try:
+            schema, batches = self.open_file(entry, shape.target, reading.ctx, reading.stack)
         except (pa.ArrowException, OSError) as exc:
             if str(exc).startswith(_EMPTY_INPUT):
-                ctx.log.info("file is empty", path=entry.shown)
-                return None
-            reading = _Reading(entry, shape, ctx, stack, iter(()), origins=origins)
-            self._read_lines(reading, exc)  # the first block already held a bad row
-            return reading
-        self._open_checks(schema, shape, entry.shown)
-        return _Reading(entry, shape, ctx, stack, batches, origins=origins)
-
-    def _next_batch(self, reading: _Reading) -> pa.RecordBatch | None:
-        """The reader's next batch; after a row-level error, the line-by-line reader's."""
-        import pyarrow as pa
-
+                reading.ctx.log.info("file is empty", path=entry.shown)
+                return
+            raise self.error(entry.shown, self.explain(exc, entry, 0)) from exc
+        self.open_checks(schema, shape, entry.shown)
         while True:
             try:
-                return next(reading.batches)
+                batch = next(batches)
             except StopIteration:
-                return None
+                return
             except (pa.ArrowException, OSError) as exc:
-                if reading.recovering:
-                    detail = self.explain(exc, reading.entry, reading.rows)
-                    raise self._error(reading.entry.shown, detail) from exc
-                self._read_lines(reading, exc)
+                raise self.error(entry.shown, self.explain(exc, entry, reading.rows)) from exc
+            batch = self.conformed(batch, shape, entry.shown)
+            problem = self.check_batch(batch)
+            if problem is not None:
+                raise self.error(entry.shown, problem[1])
+            yield Piece(batch)
 
-    def _accept(self, batch: pa.RecordBatch, reading: _Reading) -> pa.RecordBatch | None:
-        """Conform, check and cut a batch to the window; None if it is read again by line."""
-        import pyarrow as pa
-
-        shape, shown = reading.shape, reading.entry.shown
+    def conformed(self, batch: pa.RecordBatch, shape: Shape, shown: str) -> pa.RecordBatch:
+        """``batch`` in the run's schema (the first batch of a run fixes it, if not given)."""
         if shape.target is None:
             shape.target, shape.origin = batch.schema, f"the first file ({shown})"
             self._check_filename_column(shape.target)
-        batch = self._conform(batch, shape, shown)
-        problem = self.check_batch(batch, reading.entry, reading.rows)
-        if problem is not None:
-            if reading.recovering or not self.recovers:
-                raise self._error(shown, problem)
-            self._read_lines(reading, None)
-            return None
-        batch = self.finish_batch(batch)
+        return self._conform(batch, shape, shown)
+
+    def _place(self, piece: Piece, reading: Reading) -> pa.RecordBatch:
+        """A checked batch's rows of the window, noted (and named by file) as asked."""
+        import pyarrow as pa
+
+        batch = self.finish_batch(piece.batch)
         parsed = batch.num_rows
-        numbers = self._record_numbers(reading, parsed)
+        numbers = piece.records if reading.origins is not None else None
         if self.time_filter is not None:
-            batch, numbers = self._in_window(batch, reading, numbers)
+            batch, numbers = self._in_window(batch, reading, piece, numbers)
         if reading.origins is not None and numbers is not None:
             reading.origins.rows(reading.entry, numbers)
         reading.rows += parsed
         reading.kept += batch.num_rows
         if self.filename_column is not None:
-            batch = batch.append_column(self.filename_column, pa.repeat(shown, batch.num_rows))
+            batch = batch.append_column(
+                self.filename_column, pa.repeat(reading.entry.shown, batch.num_rows)
+            )
         return batch
 
-    def _open_checks(self, schema: pa.Schema, shape: _Shape, shown: str) -> None:
+    def open_checks(self, schema: pa.Schema, shape: Shape, shown: str) -> None:
         """Check a file's columns when it is opened; Parquet's schema may fix the target."""
         import pyarrow as pa
 
@@ -344,83 +320,12 @@ class FileSource(Extractor):
                 shape.origin = f"the first file ({shown})"
                 self._check_filename_column(shape.target)
 
-    def _read_lines(self, reading: _Reading, exc: Exception | None) -> None:
-        """Go on with the rest of the file read line by line, after a row did not fit.
-
-        ``exc`` is the reader's error (None: a batch failed ``check_batch``); an error that
-        is not about one row ends the run.
-        """
-        entry, ctx = reading.entry, reading.ctx
-        if exc is not None and not (self.recovers and self.is_row_error(exc)):
-            raise self._error(entry.shown, self.explain(exc, entry, reading.rows)) from exc
-        ctx.log.info(
-            "reading the rest of the file line by line: a row does not fit",
-            path=entry.shown,
-            rows_before=reading.rows,
-        )
-        parser = self.line_parser(entry, reading.shape.target)
-        lines = numbered_lines(
-            open_stream(entry, reading.stack),
-            skip=reading.rows + self.header_records,
-            blank=self.blank,
-        )
-
-        def rejected(bad: list[Rejected]) -> None:
-            if reading.origins is not None:
-                reading.origins.rejected(entry, [r.line.record for r in bad])
-            reasons = [
-                printable(f"{self.label} file {entry.shown}: line {r.line.number}: {r.reason}")
-                for r in bad
-            ]
-            if ctx.reject_sink is None:  # the run fails on the first: say what to change
-                reasons[0] += self.row_hint(bad[0])
-            ctx.reject([r.why.record for r in bad], reasons, step=self.step_name)
-
-        block_size = getattr(self, "block_size", DEFAULT_BLOCK_SIZE)
-        parsed = recover(lines, parser, block_size=block_size, on_rejected=rejected)
-        reading.batches = self._recovered(parsed, reading)
-        reading.recovering = True
-
-    @staticmethod
-    def _recovered(parsed: Iterator[Parsed], reading: _Reading) -> Iterator[pa.RecordBatch]:
-        """The batches of the recovered rows; with their lines' record numbers if kept."""
-        import pyarrow as pa
-
-        for block in parsed:
-            numbers = [line.record for line in block.lines]
-            if len(numbers) != block.table.num_rows:  # a line held two values: rows unknown
-                numbers = [UNKNOWN] * block.table.num_rows
-            offset = 0
-            for batch in block.table.to_batches():
-                if reading.origins is not None:
-                    chunk = numbers[offset : offset + batch.num_rows]
-                    reading.records = cast("pa.Int64Array", pa.array(chunk, pa.int64()))
-                offset += batch.num_rows
-                yield batch
-
-    def _record_numbers(self, reading: _Reading, parsed: int) -> RecordNumbers | None:
-        """The record numbers of the ``parsed`` rows just read (None: not kept)."""
-        if reading.origins is None:
-            return None
-        if reading.recovering:
-            numbers = reading.records
-            reading.records = None
-            return numbers
-        first = self.header_records + reading.rows  # pyarrow's rows: one per record
-        return range(first, first + parsed)
-
-    @property
-    def header_records(self) -> int:
-        """Non-blank lines before the first row (a CSV header)."""
-        return 0
-
-    @property
-    def blank(self) -> Callable[[bytes], bool]:
-        """Which lines the reader skips."""
-        return is_blank_line
-
     def _in_window(
-        self, batch: pa.RecordBatch, reading: _Reading, numbers: RecordNumbers | None
+        self,
+        batch: pa.RecordBatch,
+        reading: Reading,
+        piece: Piece,
+        numbers: RecordNumbers | None,
     ) -> tuple[pa.RecordBatch, RecordNumbers | None]:
         """The rows inside the run's window (and their record numbers, cut alike).
 
@@ -431,19 +336,17 @@ class FileSource(Extractor):
         try:
             cut = self.time_filter.split(batch, ctx.window)
         except KeyError:
-            raise self._error(
+            raise self.error(
                 entry.shown, f"has no column {self.time_column!r} (time_column)"
             ) from None
         except TypeError as exc:
-            raise self._error(entry.shown, str(exc)) from None
+            raise self.error(entry.shown, str(exc)) from None
         if cut.unusable:
-            where = [f"row {rows_before + i + 1}" for i in cut.unusable]
-            if ctx.reject_sink is None and not reading.recovering:  # failing: name the line
-                record = self.header_records + rows_before + cut.unusable[0] + 1
-                with ExitStack() as stack:
-                    line = record_line(open_stream(entry, stack), record, self.blank)
-                if line is not None:
-                    where[0] = f"line {line}"
+            lines = piece.lines
+            where = [
+                f"line {lines(i)}" if lines is not None else f"row {rows_before + i + 1}"
+                for i in cut.unusable
+            ]
             reasons = [
                 printable(f"{self.label} file {entry.shown}: {at}: {why}")
                 for at, why in zip(where, cut.reasons, strict=True)
@@ -459,7 +362,7 @@ class FileSource(Extractor):
         self,
         batch: pa.RecordBatch,
         indices: list[int],
-        reading: _Reading,
+        reading: Reading,
         numbers: RecordNumbers | None,
     ) -> list[dict[str, Any]]:
         """Rows the reader rejects, for the quarantine: as the file held them where proven."""
@@ -477,7 +380,8 @@ class FileSource(Extractor):
             row if record is None else dict(record) for row, record in zip(rows, found, strict=True)
         ]
 
-    def _error(self, shown: str, detail: str) -> FatalError:
+    def error(self, shown: str, detail: str) -> FatalError:
+        """The run's error about one file."""
         return FatalError(printable(f"{self.label} file {shown}: {detail}"))
 
     def _check_filename_column(self, target: pa.Schema) -> None:
@@ -493,7 +397,7 @@ class FileSource(Extractor):
         names = schema.names
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise self._error(shown, f"duplicate columns {', '.join(duplicates)}")
+            raise self.error(shown, f"duplicate columns {', '.join(duplicates)}")
         if wanted is None:
             return
         missing = [] if self.missing_columns == "null" else [n for n in wanted if n not in names]
@@ -508,9 +412,9 @@ class FileSource(Extractor):
                 if text
             )
             hint = " (missing_columns='null' reads missing columns as null)" if missing else ""
-            raise self._error(shown, f"columns do not match {origin}: {detail}{hint}")
+            raise self.error(shown, f"columns do not match {origin}: {detail}{hint}")
 
-    def _conform(self, batch: pa.RecordBatch, shape: _Shape, shown: str) -> pa.RecordBatch:
+    def _conform(self, batch: pa.RecordBatch, shape: Shape, shown: str) -> pa.RecordBatch:
         import pyarrow as pa
 
         target = shape.target
@@ -532,19 +436,7 @@ class FileSource(Extractor):
                     batch = batch.select(target.names)
             return batch.cast(target)
         except (pa.ArrowException, KeyError) as exc:
-            raise self._error(shown, f"does not fit {shape.origin}: {exc}") from exc
-
-    def _block_size_message(self, entry: Entry, rows_before: int, block_size: int) -> str:
-        """A row longer than a reader block: name its line and the option to raise."""
-        with ExitStack() as stack:
-            line = record_line(
-                open_stream(entry, stack), self.header_records + rows_before + 1, self.blank
-            )
-        where = f"line {line}" if line is not None else f"the row after row {rows_before}"
-        return (
-            f"{where} is longer than block_size ({block_size} bytes); "
-            "raise block_size= above the longest row"
-        )
+            raise self.error(shown, f"does not fit {shape.origin}: {exc}") from exc
 
 
 class _Gather:

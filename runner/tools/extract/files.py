@@ -26,21 +26,28 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from runner.errors import ConfigError
 from runner.tools.extract import file_csv, file_jsonl
-from runner.tools.extract.file_archives import Entry, local_file, open_stream
-from runner.tools.extract.file_lines import LineParser, Rejected, is_empty_line, numbered_lines
+from runner.tools.extract.file_archives import Entry, local_file
+from runner.tools.extract.file_blocks import (
+    Count,
+    csv_layout,
+    json_layout,
+    split_header,
+    unbalanced_line,
+)
+from runner.tools.extract.file_lines import LineParser, Rejected, is_empty_line
 from runner.tools.extract.file_paths import MissingFiles, Paths
 from runner.tools.extract.file_source import (
     DEFAULT_BLOCK_SIZE,
-    STRADDLING,
     FileSource,
     MissingColumns,
     check_block_size,
     check_schema,
 )
+from runner.tools.extract.file_text import Place, Start, TextSource
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -71,12 +78,12 @@ def compression_of(path: Path | str) -> str | None:
     return COMPRESSION_BY_SUFFIX.get(Path(path).suffix.lower())
 
 
-class CsvSource(FileSource):
+class CsvSource(TextSource):
     """CSV files, parsed block by block; types inferred from the first block unless given."""
 
     name = "read_csv"
     label = "CSV"
-    recovers = True
+    universal = True
 
     def __init__(
         self,
@@ -137,11 +144,6 @@ class CsvSource(FileSource):
         return self.schema is not None
 
     @property
-    def header_records(self) -> int:
-        """The header line, when there is one."""
-        return int(self.header)
-
-    @property
     def blank(self) -> Callable[[bytes], bool]:
         """Pyarrow's CSV reader skips empty lines only."""
         return is_empty_line
@@ -158,50 +160,75 @@ class CsvSource(FileSource):
             return file_csv.default_null_markers(), False
         return self.null_values, True
 
-    def open_file(
-        self, entry: Entry, target: pa.Schema | None, ctx: RunContext, stack: ExitStack
-    ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-        """Open a streaming CSV reader that converts straight to the target's types."""
-        del ctx  # batches are bounded by block_size, then split by the caller
-        import pyarrow.csv as pcsv
+    def start(self, first: bytes, target: pa.Schema | None) -> Start | None:
+        """A parser with the header's names (or the schema's) and the run's types."""
+        import pyarrow as pa
 
-        read = pcsv.ReadOptions(
-            block_size=self.block_size,
-            # single-threaded parsing is what makes pyarrow report row numbers; it is also
-            # faster in a flow, which parses on its own thread while the warehouse inserts
-            # (pyarrow's thread pool only competes with the insert for the cores)
-            use_threads=False,
-            autogenerate_column_names=not self.header and self.schema is None,
-            column_names=None if self.header or self.schema is None else self.schema.names,
-        )
+        names = None
+        rest, skipped, columns = first, Count(0, 0), None
+        if self.header:
+            line, lines, rest = split_header(first)
+            if line is None:
+                return None
+            names = file_csv.read_header(
+                line,
+                self.delimiter,
+                include=self.schema.names if self.schema is not None else None,
+                missing_as_null=self.missing_columns == "null",
+            )
+            skipped = Count(lines, 1)
+            columns = pa.schema([(name, pa.null()) for name in names])
+        elif self.schema is not None:
+            names = self.schema.names
         null_values, text_too = self._nulls()
-        convert = pcsv.ConvertOptions(
-            column_types=self._types(target),
-            include_columns=self.schema.names if self.schema is not None else None,
-            include_missing_columns=self.missing_columns == "null",
+        parser = file_csv.CsvLineParser(
+            names=names,
+            types=self._types(target),
+            include=self.schema.names if self.schema is not None else None,
+            delimiter=self.delimiter,
             null_values=null_values,
             strings_can_be_null=text_too,
+            missing_as_null=self.missing_columns == "null",
         )
-        parse = pcsv.ParseOptions(delimiter=self.delimiter)
-        reader = pcsv.open_csv(
-            open_stream(entry, stack),
-            read_options=read,
-            parse_options=parse,
-            convert_options=convert,
+        return Start(parser, rest, skipped, columns)
+
+    def layout(self, data: bytes, rows: int) -> Count | None:
+        """One row per non-empty line (fewer: a quoted value holds a line break)."""
+        return csv_layout(data, rows)
+
+    def merged_lines(
+        self, data: bytes, place: Place, parser: LineParser, *, known: bool
+    ) -> str | None:
+        """A row over several lines: refused, as a value holding a line break is.
+
+        A block that failed on a row is first parsed again as text to find out.
+        """
+        import pyarrow as pa
+
+        if not known:
+            try:
+                rows = cast("file_csv.CsvLineParser", parser).rows_as_text(data)
+            except pa.ArrowException:
+                return None
+            if csv_layout(data, rows) is not None:
+                return None
+        line = unbalanced_line(data, place.line)
+        where = f"line {line}" if line is not None else f"a row from line {place.line} on"
+        return (
+            f"{where}: a quoted value holds a line break (an unbalanced quote?); "
+            "quoted line breaks are not supported"
         )
-        return reader.schema, iter(reader)
 
     def finish_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         r"""``\N`` in text columns as null, unless ``null_values`` says otherwise."""
         return file_csv.text_markers_to_null(batch) if self.null_values is None else batch
 
-    def check_batch(self, batch: pa.RecordBatch, entry: Entry, rows_before: int) -> str | None:
+    def check_batch(self, batch: pa.RecordBatch) -> tuple[int | None, str] | None:
         """Refuse a value holding a line break (an unbalanced quote).
 
         pyarrow lets an unbalanced quote swallow the lines after it into one value, up to
         the next quote or the end of the file, silently dropping rows.
         """
-        del entry
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -220,36 +247,16 @@ class CsvSource(FileSource):
             if b"\n" not in text and b"\r" not in text:
                 continue
             broken = pc.or_(pc.match_substring(column, "\n"), pc.match_substring(column, "\r"))
-            line = rows_before + pc.index(broken, True).as_py() + 1 + int(self.header)
             return (
-                f"the {name!r} value of the row at line {line} holds a line break "
-                "(an unbalanced quote?); quoted line breaks are not supported"
+                pc.index(broken, True).as_py(),
+                f"the {name!r} value holds a line break (an unbalanced quote?); "
+                "quoted line breaks are not supported",
             )
         return None
 
     def is_row_error(self, exc: Exception) -> bool:
         """Conversion errors and rows with another number of columns."""
         return file_csv.is_row_error(exc)
-
-    def line_parser(self, entry: Entry, target: pa.Schema | None) -> LineParser:
-        """Parse lines with the file's header names and the run's types."""
-        names = None
-        if self.header:
-            with ExitStack() as stack:
-                head = next(numbered_lines(open_stream(entry, stack), skip=0, blank=is_empty_line))
-            names = file_csv.header_names(head.text.decode("utf-8", "replace"), self.delimiter)
-        elif self.schema is not None:
-            names = self.schema.names
-        null_values, text_too = self._nulls()
-        return file_csv.CsvLineParser(
-            names=names,
-            types=self._types(target),
-            include=self.schema.names if self.schema is not None else None,
-            delimiter=self.delimiter,
-            null_values=null_values,
-            strings_can_be_null=text_too,
-            missing_as_null=self.missing_columns == "null",
-        )
 
     def row_hint(self, rejected: Rejected) -> str:
         """For a value that does not convert: the option to change (never one given)."""
@@ -265,7 +272,8 @@ class CsvSource(FileSource):
         )
 
     def explain(self, exc: Exception, entry: Entry, rows_before: int) -> str:
-        """Name the missing column, or the line longer than ``block_size``."""
+        """Name the missing column."""
+        del entry, rows_before
         text = str(exc)
         missing = re.match(r"Column '(.*)' in include_columns does not exist", text)
         if missing:
@@ -273,18 +281,16 @@ class CsvSource(FileSource):
                 f"has no column {missing.group(1)!r} of the given schema "
                 "(missing_columns='null' reads missing columns as null)"
             )
-        if STRADDLING in text:
-            return self._block_size_message(entry, rows_before, self.block_size)
         return text
 
 
-class JsonLinesSource(FileSource):
+class JsonLinesSource(TextSource):
     """JSON Lines files (one object per line); a missing key reads as null."""
 
     name = "read_jsonl"
     label = "JSONL"
-    recovers = True
     keeps_records = True
+    parse_ahead = 2  # as pyarrow's streaming JSON reader did on its threads
 
     def __init__(
         self,
@@ -317,44 +323,28 @@ class JsonLinesSource(FileSource):
         """A given schema names the fields to read; other keys are ignored."""
         return self.schema is not None
 
-    def open_file(
-        self, entry: Entry, target: pa.Schema | None, ctx: RunContext, stack: ExitStack
-    ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-        """Open a streaming JSON reader parsing straight into the target's types."""
-        del ctx  # batches are bounded by block_size, then split by the caller
-        import pyarrow.json as pjson
+    def start(self, first: bytes, target: pa.Schema | None) -> Start:
+        """Parse into the run's schema; keys beyond a given schema are ignored."""
+        parser = file_jsonl.JsonLineParser(target, ignore_unexpected=self.schema is not None)
+        return Start(parser, first, Count(0, 0))
 
-        parse = pjson.ParseOptions(
-            explicit_schema=target,
-            # keys beyond a given schema are dropped; beyond the first file's, reported
-            unexpected_field_behavior="ignore" if self.schema is not None else "infer",
-        )
-        reader = pjson.open_json(
-            open_stream(entry, stack),
-            read_options=pjson.ReadOptions(block_size=self.block_size),
-            parse_options=parse,
-        )
-        return reader.schema, iter(reader)
+    def layout(self, data: bytes, rows: int) -> Count | None:
+        """One JSON object per non-blank line."""
+        return json_layout(data, rows)
 
-    def check_batch(self, batch: pa.RecordBatch, entry: Entry, rows_before: int) -> str | None:
+    def check_batch(self, batch: pa.RecordBatch) -> tuple[int | None, str] | None:
         """Refuse strings that are not UTF-8: pyarrow's JSON reader does not check them."""
-        del entry, rows_before
         import pyarrow as pa
 
         try:
             batch.validate(full=True)
         except pa.ArrowInvalid as exc:
-            return f"invalid data: {exc}"
+            return None, f"invalid data: {exc}"
         return None
 
     def is_row_error(self, exc: Exception) -> bool:
         """Parse errors, type changes and conversion errors of one row."""
         return file_jsonl.is_row_error(exc)
-
-    def line_parser(self, entry: Entry, target: pa.Schema | None) -> LineParser:
-        """Parse lines into the run's schema; keys beyond a given schema are ignored."""
-        del entry
-        return file_jsonl.JsonLineParser(target, ignore_unexpected=self.schema is not None)
 
     def source_records(
         self, ctx: RunContext, rows: Sequence[int], held: pa.RecordBatch
@@ -371,12 +361,6 @@ class JsonLinesSource(FileSource):
                 "file; pass schema= to name the fields)"
             )
         return ""
-
-    def explain(self, exc: Exception, entry: Entry, rows_before: int) -> str:
-        """Name the line longer than ``block_size``."""
-        if STRADDLING in str(exc):
-            return self._block_size_message(entry, rows_before, self.block_size)
-        return str(exc)
 
 
 class ParquetSource(FileSource):

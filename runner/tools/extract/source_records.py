@@ -12,9 +12,9 @@ Only on the (rare) quarantine path is a wanted line read again, and its record i
 only when it is proven to be the row's own:
 
 * every line before it, and the line itself, holds exactly one JSON value, except lines
-  the reader rejected.  pyarrow's reader also takes two objects on one line, or one
-  object over two lines; then its row numbers and the line numbers part, and from that
-  line on no record of the entry is given;
+  the reader rejected.  The reader itself rejects a line holding two values or part of
+  one (``file_blocks``), so this holds for any file it read; it is checked again here
+  because the numbers come from another reading of the file;
 * the file is unchanged since the reader opened it (size, modification time, inode),
   and the line, parsed again as the reader parses, gives exactly the row the batch holds
   (a file rewritten in place within one tick of the clock is caught here).
