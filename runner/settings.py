@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from base64 import b64encode
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -140,6 +141,23 @@ class Settings(BaseSettings):
     image_version: str | None = Field(
         default=None, description="Recorded with each run; default: the package version."
     )
+    scheduled_time: datetime | None = Field(
+        default=None,
+        description=(
+            "When a scheduler meant this run to start (ISO 8601, UTC without offset): a run "
+            "without --start/--end covers the schedule's interval ending there."
+        ),
+    )
+    cronjob_name: str | None = Field(
+        default=None, description="The CronJob a scheduled pod belongs to (set by the chart)."
+    )
+    job_name: str | None = Field(
+        default=None,
+        description=(
+            "The pod's Job (set by the chart); '<cronjob>-<minutes since the epoch>' for a "
+            "Job the CronJob controller created, which gives the scheduled time."
+        ),
+    )
     backfill_max_windows: Annotated[int, Field(ge=1)] = Field(
         default=500, description="A backfill of more windows needs --yes."
     )
@@ -190,6 +208,22 @@ class Settings(BaseSettings):
     def _known_trigger(cls, value: str) -> str:
         if value not in {"schedule", "manual", "backfill"}:
             raise ValueError("must be one of schedule, manual, backfill")
+        return value
+
+    @field_validator("scheduled_time", mode="before")
+    @classmethod
+    def _instant(cls, value: object) -> object:
+        """Read like --start: ISO 8601, UTC without offset, within what the warehouse stores."""
+        from runner.errors import UsageError
+        from runner.pipeline.windows import check_storable, parse_instant
+
+        try:
+            if isinstance(value, str):
+                return parse_instant(value) if value.strip() else None
+            if isinstance(value, datetime):
+                return check_storable(value if value.tzinfo else value.replace(tzinfo=UTC))
+        except UsageError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     @field_validator("database", "state_database", "cluster")

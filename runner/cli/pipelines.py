@@ -82,18 +82,27 @@ def run(
     ] = None,
     project_dir: ProjectOption = None,
 ) -> None:
-    """Run one pipeline once, for one window (default: the latest scheduled interval).
+    """Run one pipeline once, for one window (default: its scheduled interval).
 
-    Logs are JSON lines on stdout (a console view on a TTY); the last line summarises
-    the run. Only the named pipeline's module is imported.
+    The default window ends at the Job's scheduled time, else at the schedule's latest
+    fire time. A scheduled run (RUNNER_TRIGGER=schedule) first catches up earlier windows that never
+    succeeded (the pipeline's catchup option). Logs are JSON lines on stdout (a console
+    view on a TTY); the last line summarises the run. Only the named pipeline's module is
+    imported.
     """
     from runner.log import configure_logging
+    from runner.services.catchup import run_scheduled
     from runner.services.run import run_pipeline
 
     window = window_option(start, end)  # usage errors first: nothing loaded or connected
     params = params_option(param or [])
     current = settings(project_dir)
     log_file = configure_logging(current)
+    if window is None:
+        run_scheduled(
+            current, registry(current), name, params=params, dry_run=dry_run, log_file=log_file
+        )
+        return
     run_pipeline(
         current,
         registry(current),

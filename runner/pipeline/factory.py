@@ -42,6 +42,7 @@ class SpecOptions(TypedDict, total=False):
     freshness: Sequence[Mapping[str, Any]]
     incremental: bool
     concurrent_windows: bool
+    catchup: int
 
 
 def _spec(name: str, options: SpecOptions) -> PipelineSpec:

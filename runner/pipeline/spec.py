@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -25,6 +26,9 @@ from runner.pipeline.cron import check_cron
 
 NAME_MAX_LENGTH = 48  # Kubernetes object names (63 at most) are built from it
 _NAME_CHARS = re.compile(r"^[a-z][a-z0-9_]*$")
+#: Earlier windows a scheduled run loads first by default (``catchup``), and the most it may.
+CATCHUP_DEFAULT = 3
+CATCHUP_MAX = 100
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
 
 
@@ -83,6 +87,14 @@ class PipelineSpec(BaseModel):
         default=False,
         description="Lock per window instead of per pipeline, so distinct windows may overlap.",
     )
+    catchup: Annotated[int, Field(ge=0, le=CATCHUP_MAX, strict=True)] = Field(
+        default=CATCHUP_DEFAULT,
+        description=(
+            "A scheduled run first loads, oldest first, those of this many scheduled "
+            "windows before its own that never succeeded; 0 disables it (incremental "
+            "pipelines follow their watermark instead)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _lock_scope(self) -> PipelineSpec:
@@ -92,6 +104,22 @@ class PipelineSpec(BaseModel):
                 "where the previous one ended)"
             )
         return self
+
+    @field_validator("catchup")
+    @classmethod
+    def _catchup_applies(cls, value: int, info: ValidationInfo) -> int:
+        """A ``catchup`` given explicitly that could never act is a mistake worth a message.
+
+        (Runs only for a value given: defaults are not validated.)
+        """
+        if value and info.data.get("incremental"):
+            raise ValueError(
+                "incremental pipelines catch up through their watermark (each run starts "
+                "where the last successful one ended); leave catchup unset"
+            )
+        if value and "schedule" in info.data and info.data["schedule"] is None:
+            raise ValueError("a pipeline without a schedule has no scheduled windows to catch up")
+        return value
 
     @field_validator("name")
     @classmethod

@@ -118,21 +118,38 @@ def _instants(local: datetime, tz: ZoneInfo) -> list[datetime]:
     return [early, late] if early < late else [early]
 
 
-def schedule_window(schedule: str, spec_zone: str, now: datetime) -> Window:
-    """The interval between the two latest fire times at or before ``now``."""
+def previous_fires(schedule: str, zone: str | ZoneInfo, at: datetime, count: int) -> list[datetime]:
+    """The ``count`` latest fire times at or before ``at``, in UTC, oldest first.
+
+    Walks back on the zone's wall clock only to find a lower bound, then forward with
+    :func:`fire_times`, so repeated and skipped hours count as they do everywhere else.
+    """
     from croniter import croniter
 
-    tz = ZoneInfo(spec_zone)
-    local_now = now.astimezone(tz).replace(tzinfo=None)
-    # Any wall-clock time a margin before now is an instant before now, whatever the zone's
-    # clock changes: the two latest such fires bound the walk from below.
-    back = croniter(schedule, local_now - _DST_MARGIN)
-    back.get_prev(datetime)
-    lowest = back.get_prev(datetime).replace(tzinfo=tz).astimezone(UTC) - _DST_MARGIN
-    fires = fire_times(schedule, tz, lowest, now)
-    if len(fires) < 2:  # pragma: no cover - two fires always precede now
-        raise ConfigError(f"schedule {schedule!r} has no two fire times before {now}")
-    return Window(fires[-2], fires[-1])
+    tz = zone if isinstance(zone, ZoneInfo) else ZoneInfo(zone)
+    local_at = at.astimezone(tz).replace(tzinfo=None)
+    # Any wall-clock time a margin before ``at`` is an instant before it, whatever the
+    # zone's clock changes: the ``count`` latest such fires bound the walk from below.
+    back = croniter(schedule, local_at - _DST_MARGIN)
+    oldest = local_at
+    for _ in range(count):
+        oldest = back.get_prev(datetime)
+    lowest = oldest.replace(tzinfo=tz).astimezone(UTC) - _DST_MARGIN
+    fires = fire_times(schedule, tz, lowest, at)
+    if len(fires) < count:  # pragma: no cover - the walk back found that many
+        raise ConfigError(f"schedule {schedule!r} has no {count} fire times before {at}")
+    return fires[-count:]
+
+
+def is_fire_time(schedule: str, zone: str | ZoneInfo, instant: datetime) -> bool:
+    """Whether the schedule fires at exactly ``instant``."""
+    return bool(fire_times(schedule, zone, instant, instant))
+
+
+def schedule_window(schedule: str, spec_zone: str, now: datetime) -> Window:
+    """The interval between the two latest fire times at or before ``now``."""
+    before, last = previous_fires(schedule, spec_zone, now, 2)
+    return Window(before, last)
 
 
 def resolve_window(

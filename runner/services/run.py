@@ -152,11 +152,17 @@ def run_pipeline(
     log_file: RunLogFile | None = None,
     cancel: threading.Event | None = None,
     session: RunSession | None = None,
+    at: datetime | None = None,
+    once: bool = False,
 ) -> RunResult:
     """Run pipeline ``name`` once; raises a RunnerError (already logged) on failure.
 
-    ``window`` is the explicit window (default: the schedule's latest, or the watermark's).
-    Runs that share a ``session`` (a local backfill) reuse its connections and checks.
+    ``window`` is the explicit window (default: the schedule's latest at or before ``at``,
+    default now, or the watermark's; runner.services.window_source says which instant a
+    scheduled run is for).  With ``once`` a window a succeeded run already covered is
+    skipped, checked under the window's lock (scheduled and catch-up runs: each window
+    lands once).  Runs that share a ``session`` (a local backfill, a scheduled run's
+    catch-up) reuse its connections and checks.
     """
     for key, value in (params or {}).items():  # `--param api_token=...` is a secret
         if looks_secret(key):
@@ -164,7 +170,7 @@ def run_pipeline(
     pipeline = registry.load(name)
     run_id = new_run_id()
     if dry_run:
-        planned = resolve_window(pipeline.spec, explicit=window)
+        planned = resolve_window(pipeline.spec, explicit=window, now=at)
         result = RunResult(name, run_id, planned, "planned", plan=pipeline.describe())
         with _bound(name, run_id, planned):
             get_logger().info("dry run: nothing read or written", plan=result.plan)
@@ -173,7 +179,19 @@ def run_pipeline(
     shared = session or RunSession(settings, connect)
     resources = shared.resources()
     try:
-        return _run(settings, pipeline, run_id, window, params, resources, log_file, cancel, shared)
+        return _run(
+            settings,
+            pipeline,
+            run_id,
+            window,
+            params,
+            resources,
+            log_file,
+            cancel,
+            shared,
+            at=at,
+            once=once,
+        )
     finally:
         resources.close()
         if own_session:
@@ -190,6 +208,9 @@ def _run(  # noqa: PLR0917 - private; one call site
     log_file: RunLogFile | None,
     cancel: threading.Event | None,
     session: RunSession,
+    *,
+    at: datetime | None,
+    once: bool,
 ) -> RunResult:
     from runner.state.runs import RunHistory
 
@@ -199,17 +220,19 @@ def _run(  # noqa: PLR0917 - private; one call site
     try:
         # Locks come first: "already running" must not depend on reaching the warehouse
         # (an embedded warehouse admits one process).  A run holds the pipeline lock (unless
-        # windows may run concurrently, or it is a backfill window) and its window's lock,
-        # so a backfill never overlaps the scheduled run of the same window.
-        if not (spec.concurrent_windows or settings.trigger == "backfill"):
+        # windows may run concurrently, or it is a backfill or catch-up window) and its
+        # window's lock, so a backfill never overlaps the scheduled run of the same window.
+        if not (spec.concurrent_windows or settings.trigger in WINDOW_LOCK_ONLY):
             locks.take(f"run:{name}")
-        early = None if spec.incremental else resolve_window(spec, explicit=explicit)
+        early = None if spec.incremental else resolve_window(spec, explicit=explicit, now=at)
         if early is not None:
             locks.take(window_lock_name(name, early))
         warehouse = session.open_ready(settings, resources)
         store = StateStore(warehouse, settings.state_database)
         committed = store.load(name)
-        window = early or resolve_window(spec, explicit=explicit, watermark=_watermark(committed))
+        window = early or resolve_window(
+            spec, explicit=explicit, now=at, watermark=_watermark(committed)
+        )
         if window is None:
             with _bound(name, run_id, None):
                 get_logger().info("nothing to do: the watermark is up to date")
@@ -217,6 +240,10 @@ def _run(  # noqa: PLR0917 - private; one call site
         if early is None:
             locks.take(window_lock_name(name, window))
         history = RunHistory(warehouse, settings.state_database)
+        if once and history.has_succeeded(name, window):  # under the window's lock
+            with _bound(name, run_id, window):
+                get_logger().info("nothing to do: a run of this window already succeeded")
+            return RunResult(name, run_id, window, "skipped")
         with _bound(name, run_id, window), _run_log(settings, log_file, name, run_id):
             if session.first_look_for_stale(name):  # once per pipeline in a session
                 _mark_dead_runs(settings, history, name)
@@ -250,6 +277,11 @@ def _run_log(
         yield
     finally:
         log_file.close()
+
+
+#: Triggers whose runs hold only their window's lock, not the pipeline's: backfill windows
+#: and the windows a scheduled run catches up (runner.services.catchup).
+WINDOW_LOCK_ONLY = frozenset({"backfill", "catchup"})
 
 
 def window_lock_name(pipeline: str, window: Window) -> str:

@@ -110,6 +110,10 @@ class RunRecord:
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
+    return _as_utc(value)
+
+
+def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -171,6 +175,45 @@ class RunHistory:
             {"p": pipeline, "s": start, "e": end},
         )
         return [self._record(row) for row in rows]
+
+    def succeeded_windows(
+        self, pipeline: str, start: datetime, end: datetime
+    ) -> list[tuple[datetime, datetime]]:
+        """Windows of succeeded runs of ``pipeline`` that overlap [start, end), oldest first."""
+        rows = self.warehouse.query_rows(
+            f"SELECT DISTINCT window_start, window_end FROM {self.table} FINAL "  # nosec B608
+            "WHERE pipeline = {p:String} AND status = 'succeeded' "
+            "AND window_start < {e:DateTime64(3, 'UTC')} AND window_end > {s:DateTime64(3, 'UTC')} "
+            "ORDER BY window_start, window_end",
+            {"p": pipeline, "s": start, "e": end},
+        )
+        return [(_as_utc(row[0]), _as_utc(row[1])) for row in rows]
+
+    def latest_success_end(self, pipeline: str, before: datetime) -> datetime | None:
+        """The latest end of a succeeded window of ``pipeline`` starting before ``before``."""
+        rows = self.warehouse.query_rows(
+            f"SELECT window_end FROM {self.table} FINAL "  # nosec B608
+            "WHERE pipeline = {p:String} AND status = 'succeeded' "
+            "AND window_start < {b:DateTime64(3, 'UTC')} ORDER BY window_end DESC LIMIT 1",
+            {"p": pipeline, "b": before},
+        )
+        return _as_utc(rows[0][0]) if rows else None
+
+    def first_window_start(self, pipeline: str) -> datetime | None:
+        """The earliest window start any run of ``pipeline`` recorded (None: it never ran)."""
+        rows = self.warehouse.query_rows(
+            f"SELECT window_start FROM {self.table} FINAL "  # nosec B608
+            "WHERE pipeline = {p:String} ORDER BY window_start LIMIT 1",
+            {"p": pipeline},
+        )
+        return _as_utc(rows[0][0]) if rows else None
+
+    def has_succeeded(self, pipeline: str, window: Window) -> bool:
+        """Whether a succeeded run of ``pipeline`` covered all of ``window``."""
+        return any(
+            start <= window.start and end >= window.end
+            for start, end in self.succeeded_windows(pipeline, window.start, window.end)
+        )
 
     def get(self, pipeline: str, run_id: str) -> RunRecord | None:
         """One run's latest record, or None when the history does not know it."""

@@ -83,3 +83,23 @@ def test_a_name_over_48_characters_says_so_and_names_it():
         f"pipeline {'n' * 49!r}: name: too long (49 characters, at most 48: Kubernetes "
         "object names are built from it)"
     )
+
+
+def test_catchup_defaults_to_three_and_is_checked_where_it_could_never_act():
+    assert build_spec(name="x", schedule="0 * * * *").catchup == 3
+    assert build_spec(name="x", schedule="0 * * * *", catchup=0).catchup == 0
+    assert build_spec(name="x", incremental=True, schedule="0 * * * *").catchup == 3  # unused
+    assert build_spec(name="x", incremental=True, catchup=0).catchup == 0
+    for fields, problem in [
+        ({"schedule": "0 * * * *", "catchup": -1}, "catchup: Input should be greater than"),
+        ({"schedule": "0 * * * *", "catchup": 101}, "catchup: Input should be less than"),
+        ({"schedule": "0 * * * *", "catchup": True}, "catchup: Input should be a valid integer"),
+        ({"schedule": "0 * * * *", "catchup": "3"}, "catchup: Input should be a valid integer"),
+        (
+            {"schedule": "0 * * * *", "incremental": True, "catchup": 2},
+            "catchup: incremental pipelines catch up through their watermark",
+        ),
+        ({"catchup": 2}, "catchup: a pipeline without a schedule has no scheduled windows"),
+    ]:
+        with pytest.raises(PipelineDefinitionError, match=problem):
+            build_spec(name="x", **fields)

@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from croniter import croniter
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runner.errors import ConfigError, UsageError
@@ -12,7 +12,10 @@ from runner.pipeline.windows import (
     EPOCH,
     LATEST,
     Window,
+    fire_times,
+    is_fire_time,
     parse_instant,
+    previous_fires,
     resolve_window,
     schedule_window,
 )
@@ -123,3 +126,40 @@ def test_a_scheduled_window_does_not_depend_on_where_a_walk_starts_in_a_repeated
     assert planned[1].start == datetime(2026, 4, 4, 15, 10, tzinfo=UTC)  # 01:40 the 2nd time
     for window in planned:
         assert schedule_window("*/20 * * * *", "Australia/Lord_Howe", window.end) == window
+
+
+def utc(*parts):
+    return datetime(*parts, tzinfo=UTC)
+
+
+def test_previous_fires_count_back_over_both_clock_changes():
+    # 02:30 Berlin: skipped on 2026-03-29 (fires once, after the jump), doubled on 10-25
+    spring = previous_fires("30 2 * * *", "Europe/Berlin", utc(2026, 3, 30, 3), 3)
+    assert spring == [utc(2026, 3, 28, 1, 30), utc(2026, 3, 29, 1, 30), utc(2026, 3, 30, 0, 30)]
+    autumn = previous_fires("30 2 * * *", "Europe/Berlin", utc(2026, 10, 26, 1), 3)
+    assert autumn == [utc(2026, 10, 24, 0, 30), utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 1, 30)]
+
+
+def test_previous_fires_include_a_fire_at_the_instant_itself():
+    assert previous_fires("0 * * * *", "UTC", utc(2026, 1, 5, 14), 2) == [
+        utc(2026, 1, 5, 13),
+        utc(2026, 1, 5, 14),
+    ]
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2090, 1, 1), timezones=st.just(UTC)
+    ),
+    st.sampled_from(["*/5 * * * *", "0 * * * *", "30 2 * * *", "0 6 * * 1"]),
+    st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe"]),
+    st.integers(1, 8),
+)
+@settings(deadline=None)  # the first use of a zone reads its file
+def test_previous_fires_are_the_last_fire_times_the_forward_walk_finds(now, cron, zone, count):
+    fires = previous_fires(cron, zone, now, count)
+    assert len(fires) == count
+    assert fires == fire_times(cron, zone, fires[0], now)[-count:]
+    assert fire_times(cron, zone, fires[0], now) == fires  # none left out between them
+    assert all(is_fire_time(cron, zone, fire) for fire in fires)
+    assert not is_fire_time(cron, zone, fires[-1] + timedelta(seconds=1))
