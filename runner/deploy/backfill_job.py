@@ -69,6 +69,8 @@ HELM_CHART_LABEL = "helm.sh/chart"
 PER_WINDOW_EXITS = (int(ExitCode.FAILED), int(ExitCode.ALREADY_RUNNING))
 #: One run's deadline when the CronJob has none (the chart's cronjob.activeDeadlineSeconds).
 DEFAULT_RUN_DEADLINE_SECONDS = 7200
+#: Set by `runner render` on a CronJob: one window's deadline (the pipeline's timeout_seconds).
+WINDOW_DEADLINE_ANNOTATION = "pipeline-runner/window-deadline-seconds"
 REQUEST_TIMEOUT_SECONDS = 30.0
 _BACKFILL_ID = re.compile(r"[0-9a-f]{8}")
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
@@ -206,7 +208,7 @@ def build_backfill_job(
     windows_json = _windows_json(windows)
 
     spec.pop("backoffLimit", None)
-    run_deadline = int(spec.pop("activeDeadlineSeconds", None) or DEFAULT_RUN_DEADLINE_SECONDS)
+    run_deadline = _window_deadline(cronjob, spec.pop("activeDeadlineSeconds", None), where)
     if active_deadline_seconds is None:
         waves = -(-len(windows) // parallelism)
         active_deadline_seconds = run_deadline * waves * (backoff_limit_per_index + 1)
@@ -438,6 +440,24 @@ def _name(obj: Mapping[str, Any]) -> str:
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{obj.get('kind') or 'object'} without metadata.name")
     return name
+
+
+def _window_deadline(cronjob: Mapping[str, Any], job_deadline: object, where: str) -> int:
+    """One window's deadline: the pipeline's own, else the CronJob's Job's, else the default.
+
+    A scheduled Job may also catch up earlier windows, so its deadline can be a multiple
+    of one window's; `runner render` records the single window's in an annotation.
+    """
+    annotations = _mapping(cronjob, "metadata", where).get("annotations") or {}
+    window = str(annotations.get(WINDOW_DEADLINE_ANNOTATION, ""))
+    if window and not window.isdigit():
+        raise ConfigError(
+            f"{where}: annotation {WINDOW_DEADLINE_ANNOTATION} is {window!r}, "
+            "not a number of seconds"
+        )
+    if window:
+        return int(window)
+    return job_deadline if isinstance(job_deadline, int) else DEFAULT_RUN_DEADLINE_SECONDS
 
 
 def _mapping(parent: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from runner.errors import PipelineDefinitionError
 if TYPE_CHECKING:
     from runner.pipeline.discovery import Registry
     from runner.pipeline.kinds import Pipeline
+    from runner.pipeline.spec import PipelineSpec
 
 GENERATED_DIR = Path("templates") / "pipelines"
 INDEX = GENERATED_DIR / "_index.tpl"
@@ -111,6 +112,11 @@ def _resources(pipeline: Pipeline) -> dict[str, dict[str, str]] | None:
     return out or None
 
 
+def catchup_windows(spec: PipelineSpec) -> int:
+    """How many earlier windows a scheduled run of ``spec`` may load before its own."""
+    return spec.catchup if spec.schedule and not spec.incremental else 0
+
+
 def pipeline_context(pipeline: Pipeline, source: str) -> dict[str, Any]:
     """What the template needs to know about one pipeline."""
     spec = pipeline.spec
@@ -124,6 +130,10 @@ def pipeline_context(pipeline: Pipeline, source: str) -> dict[str, Any]:
         "suspend": spec.schedule is None,
         "timezone": spec.timezone,
         "timeout_seconds": spec.timeout_seconds,
+        # a scheduled run may catch up `catchup` earlier windows before its own, all in one Job
+        "job_deadline_seconds": (
+            spec.timeout_seconds * (1 + catchup_windows(spec)) if spec.timeout_seconds else None
+        ),
         "resources": _resources(pipeline),
     }
 

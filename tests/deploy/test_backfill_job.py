@@ -19,6 +19,7 @@ from kubernetes import client
 
 from runner.deploy.backfill_job import (
     MAX_ENV_STRING_BYTES,
+    WINDOW_DEADLINE_ANNOTATION,
     WINDOWS_ENV,
     build_backfill_job,
     create_job,
@@ -195,8 +196,10 @@ def test_only_the_documented_fields_differ_from_the_cronjob_template(events):
             },
         ]
     }
-    # 30 windows, 4 at a time: 8 waves of the CronJob's 1800 s, 3 tries per window
-    assert template["spec"]["activeDeadlineSeconds"] == 1800
+    # the CronJob's Job covers its window and 3 caught up; a backfill pod runs one window:
+    # 30 windows, 4 at a time: 8 waves of the pipeline's 1800 s, 3 tries per window
+    assert template["spec"]["activeDeadlineSeconds"] == 1800 * 4
+    assert events["metadata"]["annotations"][WINDOW_DEADLINE_ANNOTATION] == "1800"
     assert job["spec"]["activeDeadlineSeconds"] == 1800 * 8 * 3
     pod_labels = job["spec"]["template"]["metadata"]["labels"]
     assert pod_labels == {
@@ -619,3 +622,9 @@ def test_the_sent_body_is_json_the_server_accepts(api, events):
     (stored,) = server.jobs.values()
     value = pod_environment(stored)[WINDOWS_ENV]
     assert json.loads(value)[0] == ["2026-01-01T00:00:00+00:00", "2026-01-02T00:00:00+00:00"]
+
+
+def test_a_window_deadline_annotation_that_is_not_a_number_is_refused(events):
+    events["metadata"]["annotations"][WINDOW_DEADLINE_ANNOTATION] = "30m"
+    with pytest.raises(ConfigError, match="window-deadline-seconds is '30m'"):
+        build(events)

@@ -109,7 +109,7 @@ def test_defaults_give_one_cronjob_per_example_and_the_hook(helm):
     spec = events["spec"]
     assert spec["schedule"] == "0 * * * *"
     job = spec["jobTemplate"]["spec"]
-    assert job["activeDeadlineSeconds"] == 1800
+    assert job["activeDeadlineSeconds"] == 1800 * 4  # its own window and 3 caught up
     container = job["template"]["spec"]["containers"][0]
     assert container["args"] == ["run", "events"]
     assert container["resources"] == {
@@ -123,8 +123,8 @@ def test_every_cronjob_has_a_deadline_and_survives_disruptions(helm):
     for cronjob in by_kind(documents(template(helm)), "CronJob"):
         job = cronjob["spec"]["jobTemplate"]["spec"]
         pipeline = cronjob["metadata"]["labels"]["pipeline-runner/pipeline"]
-        # the pipeline's own timeout_seconds, else the chart's default
-        assert job["activeDeadlineSeconds"] == (1800 if pipeline == "events" else 7200)
+        # the pipeline's own timeout_seconds for each window a run may load, else the default
+        assert job["activeDeadlineSeconds"] == (1800 * 4 if pipeline == "events" else 7200)
         assert job["backoffLimit"] == 2
         disruption, final = job["podFailurePolicy"]["rules"]
         assert disruption == {

@@ -164,3 +164,26 @@ def test_a_chart_without_the_pipeline_definition_in_its_schema_is_refused(projec
     (project / "chart" / "values.schema.json").write_text('{"properties": {"pipelines": {}}}')
     with pytest.raises(PipelineDefinitionError, match="not the chart's values schema"):
         rendered(project)
+
+
+@pytest.mark.parametrize(
+    ("options", "deadline"),
+    [
+        ("", 3600),  # the default catchup of 3: four windows in one Job
+        ("catchup=0,", 900),
+        ("catchup=1,", 1800),
+        ("incremental=True,", 900),  # follows its watermark: no catch-up
+    ],
+)
+def test_the_job_deadline_covers_the_windows_a_scheduled_run_may_catch_up(
+    tmp_path, chart_copy, options, deadline
+):
+    (tmp_path / "pipelines").mkdir()
+    (tmp_path / "pipelines" / "hourly_pipeline.py").write_text(
+        "from runner import el\n"
+        f"pipeline = el('hourly', schedule='0 * * * *', timeout_seconds=900, {options}"
+        " extract=[], load=lambda b: None)\n"
+    )
+    chart_copy(tmp_path / "chart")
+    [text] = rendered(tmp_path).files.values()
+    assert f"activeDeadlineSeconds: {deadline}\n" in text
