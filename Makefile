@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 WINDOW := --start 2026-01-01 --end 2026-01-08
 
-.PHONY: setup demo test lint typecheck pytest bench bench-http e2e clean
+.PHONY: setup demo test lint typecheck docs pytest bench bench-http e2e clean
 
 setup: $(STAMP)
 
@@ -27,8 +27,8 @@ demo: $(STAMP)
 	$(BIN)/python pipelines/demo_report.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check runner tests pipelines benchmarks k8s
-	$(BIN)/ruff format --check runner tests pipelines benchmarks k8s
+	$(BIN)/ruff check runner tests pipelines benchmarks k8s docs
+	$(BIN)/ruff format --check runner tests pipelines benchmarks k8s docs
 	$(BIN)/runner render --check
 
 typecheck: $(STAMP)
@@ -37,7 +37,10 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest --cov=runner --cov-report=term --cov-fail-under=85
 
-test: lint typecheck pytest
+docs: $(STAMP)
+	$(BIN)/python docs/build_api.py docs/api
+
+test: lint typecheck docs pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py --out benchmarks/results

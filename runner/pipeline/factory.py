@@ -30,7 +30,22 @@ if TYPE_CHECKING:
 
 
 class SpecOptions(TypedDict, total=False):
-    """Declaration options every kind accepts (see PipelineSpec for their meaning)."""
+    """Declaration options every kind accepts, as keyword arguments (all optional).
+
+    - ``schedule``: five-field cron or ``@hourly``/``@daily``/...; None: manual runs only.
+    - ``timezone``: IANA zone the schedule is read in (windows are stored in UTC).
+    - ``description``, ``owner``, ``tags``: shown by ``runner list/show`` and on the
+      CronJob.
+    - ``timeout_seconds``: one window's time limit; the CronJob's Job deadline.
+    - ``resources``: CPU/memory requests and limits for the pod
+      (``{"cpu_request": "250m", "memory_limit": "1Gi"}``).
+    - ``freshness``: ``[{"table": ..., "column": ..., "max_age_seconds": ...}]`` checked
+      by ``runner health``.
+    - ``incremental``: each run starts where the last successful one ended.
+    - ``concurrent_windows``: runs of different windows may overlap (no pipeline lock).
+    - ``catchup``: earlier scheduled windows a scheduled run loads first if they never
+      succeeded (default 3; 0 turns it off).
+    """
 
     schedule: str | None
     timezone: str
@@ -61,7 +76,14 @@ def etl(
     load: object,
     **options: Unpack[SpecOptions],
 ) -> Pipeline:
-    """Extract → transforms → load."""
+    """Extract → transforms → load, one bounded batch at a time.
+
+    ``name`` must match the file (``<name>_pipeline.py``).  ``extract`` is an
+    Extractor, a function ``fn(ctx)`` returning batch-likes, or an iterable; ``transform``
+    one or a list of Transformers or functions ``fn(batch, ctx)``, applied in order;
+    ``load`` a Loader or a function ``fn(batch, ctx)``.  ``options`` are the declaration
+    options of :class:`SpecOptions`.
+    """
     spec = _spec(name, options)
     transforms = list(transform) if isinstance(transform, list | tuple) else [transform]
     return FlowPipeline(
@@ -74,7 +96,10 @@ def etl(
 
 
 def el(name: str, *, extract: object, load: object, **options: Unpack[SpecOptions]) -> Pipeline:
-    """Extract → load, data unchanged."""
+    """Extract → load, data unchanged.
+
+    ``name``, ``extract``, ``load`` and ``options`` as for :func:`etl`.
+    """
     return FlowPipeline(_spec(name, options), as_extractor(extract), [], as_loader(load), kind="el")
 
 
@@ -96,7 +121,11 @@ def sequential(
     steps: Sequence[Pipeline],
     **options: Unpack[SpecOptions],
 ) -> Pipeline:
-    """Children in order; stop on the first failure."""
+    """Children in order; stop on the first failure.
+
+    ``name`` as for :func:`etl`; ``steps`` are pipelines (their schedules are ignored;
+    names unique within the tree); ``options`` as for :func:`etl`.
+    """
     spec = _spec(name, options)
     pipeline = SequentialPipeline(spec, _children(name, steps, "sequential"))
     check_tree(pipeline)
@@ -113,8 +142,9 @@ def parallel(
 ) -> Pipeline:
     """Children concurrently, at most ``max_workers`` at once.
 
-    ``on_failure``: ``fail_fast`` starts no further children after a failure;
-    ``continue`` runs them all and reports every failure.
+    ``name``, ``steps`` and ``options`` as for :func:`sequential`.  ``on_failure``:
+    ``fail_fast`` starts no further children after a failure; ``continue`` runs them all
+    and reports every failure.
     """
     spec = _spec(name, options)
     if max_workers < 1:
@@ -142,10 +172,11 @@ def conditional(
     branches: Mapping[Hashable, Pipeline] | None = None,
     **options: Unpack[SpecOptions],
 ) -> Pipeline:
-    """Run the branch the predicate picks.
+    """Run the branch the predicate ``when(ctx)`` picks.
 
-    Either ``then``/``otherwise`` (the predicate returns a truth value) or ``branches``
-    keyed by what the predicate returns (``otherwise`` is then the default).
+    ``name`` and ``options`` as for :func:`etl`.  Either ``then``/``otherwise`` (the
+    predicate returns a truth value) or ``branches`` keyed by what the predicate returns
+    (``otherwise`` is then the default).
     """
     spec = _spec(name, options)
     if not callable(when):

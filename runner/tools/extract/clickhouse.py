@@ -54,5 +54,10 @@ class ClickHouseQuery(Extractor):
 
 
 def clickhouse_query(sql: str, parameters: Mapping[str, Any] | None = None) -> ClickHouseQuery:
-    """A source that streams ``sql``'s result, with the run window bound as parameters."""
+    """A source that streams ``sql``'s result, with the run window bound as parameters.
+
+    ``sql`` may use ``{window_start:DateTime64(3, 'UTC')}`` and ``{window_end:...}``;
+    ``parameters`` are bound beside them the same way (``{name:Type}`` in the SQL), never
+    formatted into the text.
+    """
     return ClickHouseQuery(sql, parameters)

@@ -472,7 +472,7 @@ def read_csv(
     missing_files: MissingFiles = "fail",
     missing_columns: MissingColumns = "fail",
 ) -> CsvSource:
-    r"""CSV files (paths, globs or window templates, relative to the working directory).
+    r"""CSV files: ``paths`` are paths, globs or window templates (relative to the cwd).
 
     ``schema`` fixes the columns read and their types (other columns are skipped);
     ``column_types`` only overrides the types of some columns, the rest are inferred from
@@ -514,7 +514,7 @@ def read_jsonl(
     timezone: str | None = None,
     missing_files: MissingFiles = "fail",
 ) -> JsonLinesSource:
-    """JSON Lines files (paths, globs or window templates, relative to the working directory).
+    """JSON Lines files: ``paths`` are paths, globs or window templates (relative to the cwd).
 
     ``schema`` fixes the fields read and their types (other keys are ignored); without
     it the first block of the first file decides.  A line longer than ``block_size``
@@ -543,7 +543,7 @@ def read_parquet(
     missing_files: MissingFiles = "fail",
     missing_columns: MissingColumns = "fail",
 ) -> ParquetSource:
-    """Parquet files (paths, globs or window templates, relative to the working directory).
+    """Parquet files: ``paths`` are paths, globs or window templates (relative to the cwd).
 
     ``columns`` reads only those columns; ``schema`` those columns cast to its types;
     without either, later files are cast to the first file's types.  A file lacking a

@@ -233,14 +233,17 @@ def rename(mapping: Mapping[str, str]) -> Rename:
 
 
 def select(*columns: str) -> Select:
-    """Keep these columns, in this order: ``select("id", "name")``."""
+    """Keep these columns, in this order: ``select("id", "name")``.
+
+    ``columns`` are the names to keep; a name the batch lacks fails the run.
+    """
     return Select(*columns)
 
 
 def drop(*columns: str, missing_ok: bool = False) -> Drop:
     """Remove these columns: ``drop("tmp")``.
 
-    A column the batch lacks fails the run, unless ``missing_ok=True``.
+    A column of ``columns`` the batch lacks fails the run, unless ``missing_ok=True``.
     """
     return Drop(*columns, missing_ok=missing_ok)
 

@@ -254,7 +254,7 @@ def with_columns(
 
     Values are ``pyarrow.compute`` Expressions, or functions ``fn(batch) -> pa.Array`` for
     what expressions cannot say, given as keywords (``named``).  Names that are not
-    Python identifiers go in a mapping: ``with_columns({"unit price": ...})``.
+    Python identifiers go in the mapping ``columns``: ``with_columns({"unit price": ...})``.
     """
     merged: dict[str, ColumnSpec] = dict(columns or {})
     merged.update(named)
@@ -262,5 +262,9 @@ def with_columns(
 
 
 def where(condition: ColumnSpec) -> Where:
-    """Keep rows where the condition is true: ``where(pc.field("qty") > 0)``; nulls drop."""
+    """Keep rows where the condition is true: ``where(pc.field("qty") > 0)``; nulls drop.
+
+    ``condition`` is a ``pyarrow.compute`` Expression, or a function
+    ``fn(batch) -> pa.BooleanArray``.
+    """
     return Where(condition)

@@ -413,7 +413,7 @@ def validate(
     on_error: OnError = "fail",
     max_invalid: int | float | None = None,
 ) -> Validate:
-    """Validate every row against a pydantic v2 model.
+    """Validate every row against ``model``, a pydantic v2 model class.
 
     Valid rows continue as the model dumps them (its fields, in order; Arrow types from
     the annotations: int→int64, float→float64, str→string, bool→bool,
