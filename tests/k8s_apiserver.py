@@ -53,6 +53,7 @@ class FakeKubeApi:
         self.conflicts_to_inject = 0  # the next N PUTs answer 409 as if someone wrote first
         self.slow_writes = 0  # the next N Lease writes are done, then answered this late:
         self.reply_delay = 0.0  # (a write that commits while its client times out)
+        self.hang = 0.0  # every answer waits this long first (a server that hangs)
         self._rv = 0
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -220,6 +221,7 @@ class FakeKubeApi:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 code, reply = api.handle(self.command, self.path, json.loads(raw) if raw else None)
+                time.sleep(api.hang)
                 if api.slow_writes and self.command in {"POST", "PUT"} and "/leases" in self.path:
                     api.slow_writes -= 1
                     time.sleep(api.reply_delay)

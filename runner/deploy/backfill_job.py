@@ -16,7 +16,9 @@ Helm's either: ``helm.sh/chart`` is dropped and ``app.kubernetes.io/managed-by``
 
 Everything is a plain dict in the Kubernetes JSON shape (camelCase keys), so one code path
 serves a CronJob read from the API server and one rendered by ``helm template``.
-``kubernetes`` and ``yaml`` are imported inside functions.
+Building is pure (no API calls): reading the CronJob is :mod:`runner.deploy.cluster` or
+:mod:`runner.deploy.manifest`, creating the Job :mod:`runner.deploy.cluster`; their
+functions are re-exported here, where callers always found them.
 
 Kubernetes versions: ``backoffLimitPerIndex``, ``maxFailedIndexes`` and the ``FailIndex``
 pod-failure action are beta and on by default from 1.29 and GA in 1.33; they are in the
@@ -30,18 +32,34 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from runner.errors import ConfigError, ExitCode, NotReadyError, RunnerError
+from runner.deploy.cluster import create_job, read_cronjob
+from runner.deploy.manifest import (
+    PIPELINE_LABEL,
+    cronjob_from_manifest,
+    labels_of,
+    name_of,
+    yaml_module,
+)
+from runner.errors import ConfigError, ExitCode
 
 if TYPE_CHECKING:
     from runner.pipeline.windows import Window
 
-T = TypeVar("T")
+__all__ = [
+    "INDEX_ENV",
+    "PIPELINE_LABEL",
+    "WINDOWS_ENV",
+    "build_backfill_job",
+    "create_job",
+    "cronjob_from_manifest",
+    "read_cronjob",
+    "to_yaml",
+    "window_for_index",
+]
 
-PIPELINE_LABEL = "pipeline-runner/pipeline"
 BACKFILL_ID_LABEL = "pipeline-runner/backfill-id"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 INSTANTIATE_ANNOTATION = "cronjob.kubernetes.io/instantiate"
@@ -71,81 +89,9 @@ PER_WINDOW_EXITS = (int(ExitCode.FAILED), int(ExitCode.ALREADY_RUNNING))
 DEFAULT_RUN_DEADLINE_SECONDS = 7200
 #: Set by `runner render` on a CronJob: one window's deadline (the pipeline's timeout_seconds).
 WINDOW_DEADLINE_ANNOTATION = "pipeline-runner/window-deadline-seconds"
-REQUEST_TIMEOUT_SECONDS = 30.0
 _BACKFILL_ID = re.compile(r"[0-9a-f]{8}")
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
 _INDEX = re.compile(r"[0-9]{1,9}")
-
-
-# -- reading the CronJob ---------------------------------------------------------------
-
-
-def read_cronjob(namespace: str, name: str, *, api: Any | None = None) -> dict[str, Any]:
-    """The live CronJob ``namespace/name`` as a camelCase dict (``api``: a BatchV1Api)."""
-    batch = _batch_api(api)
-    where = f"CronJob {namespace}/{name}"
-    try:
-        found = _call(
-            batch,
-            "get",
-            "cronjobs",
-            where,
-            lambda: batch.read_namespaced_cron_job(
-                name, namespace, _request_timeout=REQUEST_TIMEOUT_SECONDS
-            ),
-        )
-    except _HttpStatusError as exc:
-        if exc.status == 404:
-            raise ConfigError(
-                f"no CronJob {namespace}/{name}; is the release installed? or use --from-manifest"
-            ) from None
-        raise exc.error from None
-    return dict(batch.api_client.sanitize_for_serialization(found))
-
-
-def cronjob_from_manifest(path: Path, pipeline: str) -> dict[str, Any]:
-    """The CronJob labelled ``pipeline-runner/pipeline=<pipeline>`` in a multi-document file.
-
-    For ``helm template`` output (or ``kubectl get -o yaml``, whose ``List`` is unpacked),
-    when the release is not installed or the caller may not read it.  Documents are read
-    one at a time; only matching CronJobs are kept.
-    """
-    yaml = _yaml()
-    matches: list[dict[str, Any]] = []
-    others: set[str] = set()
-    try:
-        with path.open(encoding="utf-8") as handle:
-            for document in yaml.safe_load_all(handle):
-                for item in _objects(document):
-                    if item.get("kind") != "CronJob":
-                        continue
-                    label = _labels(item).get(PIPELINE_LABEL)
-                    if label == pipeline:
-                        matches.append(item)
-                    else:
-                        others.add(str(label))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the manifest: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a YAML manifest (not UTF-8 text)") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise ConfigError(f"{where}: not a YAML manifest: {problem}") from None
-    if len(matches) > 1:
-        names = ", ".join(sorted(_name(m) for m in matches))
-        raise ConfigError(
-            f"{path}: {len(matches)} CronJobs are labelled {PIPELINE_LABEL}={pipeline} "
-            f"({names}); render one release only"
-        )
-    if not matches:
-        seen = f"CronJobs there are for: {', '.join(sorted(others))}" if others else "no CronJob"
-        raise ConfigError(
-            f"{path}: no CronJob labelled {PIPELINE_LABEL}={pipeline} ({seen}); "
-            "is the pipeline disabled, or is this not `helm template` output?"
-        )
-    return matches[0]
 
 
 # -- building the Job ------------------------------------------------------------------
@@ -197,13 +143,11 @@ def build_backfill_job(
             f"max failed indexes must be between 0 and the number of windows "
             f"({len(windows)}), not {max_failed_indexes}"
         )
-    source = _name(cronjob)
-    where = f"CronJob {source}"
-    owner = _labels(cronjob).get(PIPELINE_LABEL)
+    where = f"CronJob {name_of(cronjob)}"
+    owner = labels_of(cronjob).get(PIPELINE_LABEL)
     if owner is not None and owner != pipeline:
         raise ConfigError(f"{where} belongs to pipeline {owner!r}, not {pipeline!r}")
     job_template = _mapping(_mapping(cronjob, "spec", where), "jobTemplate", where)
-    template_meta = job_template.get("metadata") or {}
     spec = copy.deepcopy(dict(_mapping(job_template, "spec", where)))
     windows_json = _windows_json(windows)
 
@@ -226,7 +170,15 @@ def build_backfill_job(
     if spec.get("podFailurePolicy"):
         spec["podFailurePolicy"] = _per_index_policy(spec["podFailurePolicy"], where)
 
-    pod = _mapping(spec, "template", where)
+    _backfill_pod(_mapping(spec, "template", where), where, pipeline, backfill_id, windows_json)
+    metadata = _job_metadata(cronjob, job_template, pipeline, windows, backfill_id)
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}
+
+
+def _backfill_pod(
+    pod: dict[str, Any], where: str, pipeline: str, backfill_id: str, windows_json: str
+) -> None:
+    """Make the job template's pod run ``backfill index`` with the windows in its env."""
     pod_spec = _mapping(pod, "spec", where)
     if pod_spec.get("restartPolicy") != "Never":
         raise ConfigError(
@@ -242,6 +194,16 @@ def build_backfill_job(
         {TRIGGER_ENV: "backfill", ID_ENV: backfill_id, WINDOWS_ENV: windows_json},
     )
 
+
+def _job_metadata(
+    cronjob: Mapping[str, Any],
+    job_template: Mapping[str, Any],
+    pipeline: str,
+    windows: Sequence[Window],
+    backfill_id: str,
+) -> dict[str, Any]:
+    """The Job's name, namespace, labels and annotations (see build_backfill_job)."""
+    template_meta = job_template.get("metadata") or {}
     labels = _not_helms(template_meta.get("labels") or {})
     labels |= {BACKFILL_ID_LABEL: backfill_id, PIPELINE_LABEL: pipeline}
     labels[COMPONENT_LABEL] = "backfill"
@@ -251,12 +213,12 @@ def build_backfill_job(
         END_ANNOTATION: max(w.end for w in windows).isoformat(),
         COUNT_ANNOTATION: str(len(windows)),
     }
-    metadata: dict[str, Any] = {"name": _job_name(source, backfill_id)}
+    metadata: dict[str, Any] = {"name": _job_name(name_of(cronjob), backfill_id)}
     namespace = (cronjob.get("metadata") or {}).get("namespace")
     if namespace:
         metadata["namespace"] = namespace
     metadata |= {"labels": labels, "annotations": annotations}
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}
+    return metadata
 
 
 def window_for_index(environ: Mapping[str, str]) -> tuple[str, str]:
@@ -289,157 +251,15 @@ def window_for_index(environ: Mapping[str, str]) -> tuple[str, str]:
     return pair[0], pair[1]
 
 
-# -- creating it -----------------------------------------------------------------------
-
-
-def create_job(
-    job: Mapping[str, Any], *, namespace: str | None = None, api: Any | None = None
-) -> dict[str, Any]:
-    """Create ``job`` (in ``namespace``, else its own) and return the server's copy as a dict."""
-    from pydantic import ValidationError
-
-    name = (job.get("metadata") or {}).get("name") or "<no name>"
-    own = (job.get("metadata") or {}).get("namespace")
-    if namespace and own and namespace != own:
-        raise ConfigError(f"Job {name} is for namespace {own}, not {namespace}")
-    target = namespace or own
-    if not target:
-        raise ConfigError(f"Job {name} has no namespace: give one (-n/--namespace)")
-    batch = _batch_api(api)
-    where = f"Job {target}/{name}"
-    try:
-        created = _call(
-            batch,
-            "create",
-            "jobs",
-            where,
-            lambda: batch.create_namespaced_job(
-                target, body=dict(job), _request_timeout=REQUEST_TIMEOUT_SECONDS
-            ),
-        )
-    except _HttpStatusError as exc:
-        if exc.status == 409:
-            raise ConfigError(
-                f"a Job named {target}/{name} already exists (this backfill was already "
-                f"started?): see `kubectl -n {target} get job {name}`, or use a new backfill id"
-            ) from None
-        raise exc.error from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"] if part != "body")
-        raise ConfigError(
-            f"{where} does not fit the kubernetes client's batch/v1 Job: {field}: {first['msg']}"
-        ) from None
-    return dict(batch.api_client.sanitize_for_serialization(created))
-
-
 def to_yaml(job: Mapping[str, Any]) -> str:
     """The Job as YAML in its own key order, for review or ``kubectl create -f -``."""
-    yaml = _yaml()
-    text: str = yaml.safe_dump(dict(job), sort_keys=False, allow_unicode=True, width=1 << 30)
+    text: str = yaml_module().safe_dump(
+        dict(job), sort_keys=False, allow_unicode=True, width=1 << 30
+    )
     return text
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-class _HttpStatusError(Exception):
-    """An API error status, with the generic framework error for it (callers refine)."""
-
-    def __init__(self, status: int, error: RunnerError) -> None:
-        super().__init__(str(error))
-        self.status = status
-        self.error = error
-
-
-def _yaml() -> Any:
-    """PyYAML (a dependency of ``kubernetes``), imported on first use."""
-    import yaml  # type: ignore[import-untyped]  # no stubs installed
-
-    return yaml
-
-
-def _batch_api(api: Any | None) -> Any:
-    if api is not None:
-        return api
-    from kubernetes import client
-
-    from runner.kube.client import build_api_client
-
-    return client.BatchV1Api(build_api_client("runner backfill job"))
-
-
-def _call(api: Any, verb: str, resource: str, where: str, call: Callable[[], T]) -> T:
-    """Run one API call; HTTP statuses become :class:`_HttpStatusError`, no answer NotReady."""
-    import urllib3
-    from kubernetes.client.exceptions import ApiException
-
-    url = _host(api)
-    try:
-        return call()
-    except ApiException as exc:
-        status = int(exc.status or 0)
-        detail = _status_message(exc)
-        rbac = f"the caller needs '{verb}' on {resource} (batch) in that namespace"
-        error: RunnerError
-        if status == 401:
-            error = ConfigError(
-                f"Kubernetes API {url} rejected our credentials (HTTP 401) trying to {verb} "
-                f"{where}: check the kubeconfig or token; RBAC: {rbac}"
-            )
-        elif status == 403:
-            error = ConfigError(
-                f"RBAC: Kubernetes API {url} forbids {verb} of {where} (HTTP 403): {rbac} "
-                "(the chart's backfill Role, rbac.backfill.subjects, grants it)"
-            )
-        elif status in {400, 422}:
-            error = ConfigError(f"Kubernetes API {url} rejected {verb} of {where}: {detail}")
-        else:
-            error = NotReadyError(
-                f"Kubernetes API {url} failed to {verb} {where}: HTTP {status} {detail}"
-            )
-        raise _HttpStatusError(status, error) from None
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise NotReadyError(
-            f"Kubernetes API {url} unreachable trying to {verb} {where}: {type(exc).__name__}"
-        ) from None
-
-
-def _host(api: Any) -> str:
-    configuration = getattr(getattr(api, "api_client", None), "configuration", None)
-    return str(getattr(configuration, "host", "(unknown)"))
-
-
-def _status_message(exc: Any) -> str:
-    """The ``message`` of a ``kind: Status`` body, else the HTTP reason, on one line."""
-    try:
-        message = str(json.loads(exc.body or "")["message"])
-    except (ValueError, KeyError, TypeError):
-        message = str(exc.reason or "")
-    return " ".join(message.split())
-
-
-def _objects(document: Any) -> list[dict[str, Any]]:
-    """The objects of one YAML document: itself, or the items of a ``*List``."""
-    if not isinstance(document, dict):
-        return []
-    if str(document.get("kind", "")).endswith("List") and isinstance(document.get("items"), list):
-        return [item for item in document["items"] if isinstance(item, dict)]
-    return [document]
-
-
-def _labels(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    metadata = obj.get("metadata")
-    labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
-    return labels if isinstance(labels, Mapping) else {}
-
-
-def _name(obj: Mapping[str, Any]) -> str:
-    metadata = obj.get("metadata")
-    name = metadata.get("name") if isinstance(metadata, Mapping) else None
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"{obj.get('kind') or 'object'} without metadata.name")
-    return name
 
 
 def _window_deadline(cronjob: Mapping[str, Any], job_deadline: object, where: str) -> int:

@@ -14,14 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from runner.deploy.manifest import PIPELINE_LABEL, labels_of
 from runner.errors import RunnerError
 from runner.redaction import scrub_text
 
 if TYPE_CHECKING:
     from runner.pipeline.discovery import Registry
     from runner.settings import Settings
-
-PIPELINE_LABEL = "pipeline-runner/pipeline"
 
 
 @dataclass(frozen=True)
@@ -83,36 +82,22 @@ def check_deployment(
 
 
 def _cronjobs(settings: Settings, names: list[str], batch_api: Any | None) -> list[CheckResult]:
-    from runner.kube.client import build_api_client, pod_namespace
+    from runner.deploy.cluster import list_cronjobs
+    from runner.kube.client import pod_namespace
 
     namespace = settings.lease_namespace or pod_namespace()
     if not namespace:
         return [CheckResult("cronjobs", False, "no namespace: set RUNNER_LEASE_NAMESPACE")]
+    selector = f"app.kubernetes.io/instance={settings.release},{PIPELINE_LABEL}"
     try:
-        if batch_api is None:
-            from kubernetes import client
-
-            batch_api = client.BatchV1Api(build_api_client("runner check"))
-        listed: Any = batch_api.list_namespaced_cron_job(
-            namespace,
-            label_selector=f"app.kubernetes.io/instance={settings.release},{PIPELINE_LABEL}",
-        )
-    except RunnerError as exc:
+        listed = list_cronjobs(namespace, selector, purpose="runner check", api=batch_api)
+    except RunnerError as exc:  # the API's failures arrive mapped, in one line
         return [CheckResult("cronjobs", False, str(exc))]
-    except Exception as exc:  # noqa: BLE001 - any API failure is a failed check, in one line
-        reason = getattr(exc, "reason", None) or type(exc).__name__
-        status = getattr(exc, "status", None)
-        return [
-            CheckResult(
-                "cronjobs", False, f"cannot list CronJobs in {namespace}: {status} {reason}"
-            )
-        ]
     found: dict[str, list[str]] = {}
-    item: Any
-    for item in listed.items:
-        pipeline = str((item.metadata.labels or {}).get(PIPELINE_LABEL))
-        containers = item.spec.job_template.spec.template.spec.containers
-        found[pipeline] = [str(c.image) for c in containers if c.name == "runner"]
+    for item in listed:
+        pipeline = str(labels_of(item).get(PIPELINE_LABEL))
+        containers = item["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+        found[pipeline] = [str(c.get("image")) for c in containers if c.get("name") == "runner"]
     disabled = set(settings.disabled_pipelines)
     results = []
     for name in names:

@@ -226,29 +226,9 @@ def _status_row(
 
 def find_cronjob(namespace: str, pipeline: str, release: str | None) -> dict[str, Any]:
     """The live CronJob of ``pipeline`` (by its labels), as a plain dict."""
-    from kubernetes import client
+    from runner.deploy.cluster import find_cronjob as find
 
-    from runner.kube.client import build_api_client
-
-    api = client.BatchV1Api(build_api_client("runner backfill job"))
-    selector = f"pipeline-runner/pipeline={pipeline}"
-    if release:
-        selector += f",app.kubernetes.io/instance={release}"
-    try:
-        listed = api.list_namespaced_cron_job(namespace, label_selector=selector)
-    except Exception as exc:  # noqa: BLE001 - any API failure becomes one clear line
-        raise ConfigError(
-            f"cannot list CronJobs in {namespace}: {getattr(exc, 'status', '')} "
-            f"{getattr(exc, 'reason', type(exc).__name__)}; or use --from-manifest"
-        ) from None
-    items = [api.api_client.sanitize_for_serialization(i) for i in listed.items]
-    if len(items) != 1:
-        found = "no CronJob" if not items else f"{len(items)} CronJobs"
-        raise ConfigError(
-            f"{found} labelled {selector} in {namespace}: is the release installed? "
-            "(set RUNNER_RELEASE to pick one release, or use --from-manifest)"
-        )
-    return dict(items[0])
+    return find(namespace, pipeline, release)
 
 
 def job_for_range(

@@ -583,10 +583,13 @@ def test_api_errors_become_clear_errors(api, events):
         create_job(bogus, namespace="etl", api=batch)
     server.fail_with = 403
     with pytest.raises(
-        ConfigError, match=r"RBAC: .* forbids get of CronJob etl/.*'get' on cronjobs"
+        ConfigError,
+        match=r"RBAC: .* forbids verb 'get' on resource cronjobs.batch .*CronJob etl/.*'get' on cronjobs",
     ):
         read_cronjob("etl", CRONJOB, api=batch)
-    with pytest.raises(ConfigError, match=r"RBAC: .* forbids create of Job etl/.*'create' on jobs"):
+    with pytest.raises(
+        ConfigError, match=r"RBAC: .* verb 'create' on resource jobs.batch .*'create' on jobs"
+    ):
         create_job(job, namespace="etl", api=batch)
     server.fail_with = 401
     with pytest.raises(ConfigError, match=r"HTTP 401.*RBAC"):

@@ -1,11 +1,11 @@
 """One Lease object over the Kubernetes API: read, create, replace, delete, errors mapped.
 
-Every request carries a timeout, so no lock operation hangs on a silent API server.  Answers
-become the framework's errors here, once: 404 and 409 are :class:`LeaseMissingError` and
-:class:`LeaseConflictError` (the lock re-reads and decides again), 401/403 a
-:class:`~runner.errors.ConfigError` naming the credentials or the RBAC verb, 429, 5xx, a
-refused connection or a timeout a :class:`~runner.errors.NotReadyError` (exit 4, retried by
-the Job).
+Every request goes through :func:`runner.kube.api.call`, with this lock's timeout, so no lock
+operation hangs on a silent API server, and answers become the framework's errors there:
+404 and 409 are :data:`LeaseMissingError` and :data:`LeaseConflictError` (the lock re-reads
+and decides again), 401/403 a :class:`~runner.errors.ConfigError` naming the credentials or
+the RBAC verb, 429, 5xx, a refused connection or a timeout a
+:class:`~runner.errors.NotReadyError` (exit 4, retried by the Job).
 
 ``kubernetes`` is imported only inside these functions: it is heavy, and file locks and
 ``import runner`` must not pay for it.
@@ -13,31 +13,29 @@ the Job).
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from runner.errors import ConfigError, NotReadyError, RunnerError
+from runner.kube.api import KubeConflictError, KubeNotFoundError, Target, call, host
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from kubernetes.client import CoordinationV1Api, V1Lease, V1ObjectMeta
-    from kubernetes.client.exceptions import ApiException
 
 T = TypeVar("T")
 
 RBAC_VERBS = "get, create, update and delete"
+LEASE_RESOURCE = "leases.coordination.k8s.io"
+LEASE_RBAC = f"the service account needs {RBAC_VERBS} on leases"
 MANAGED_BY_LABEL = ("app.kubernetes.io/managed-by", "pipeline-runner")
 LOCK_NAME_ANNOTATION = "pipeline-runner/lock-name"
 
 
-class LeaseMissingError(Exception):
-    """HTTP 404: the Lease does not exist (any more)."""
-
-
-class LeaseConflictError(Exception):
-    """HTTP 409: someone else wrote first; re-read and decide again."""
+#: HTTP 404: the Lease does not exist (any more).
+LeaseMissingError = KubeNotFoundError
+#: HTTP 409: someone else wrote first; re-read and decide again.
+LeaseConflictError = KubeConflictError
 
 
 def micro_time(moment: datetime) -> datetime:
@@ -133,73 +131,19 @@ class LeaseApi:
     def _call(
         self, verb: str, method: Callable[..., T], body: Any = None, *, timeout: float | None
     ) -> T:
-        """Call one Lease endpoint, turning HTTP failures into the framework's errors."""
-        import urllib3
-        from kubernetes.client.exceptions import ApiException
-
+        """Call one Lease endpoint through the gateway (timeout, errors mapped there)."""
         seconds = self.timeout if timeout is None else timeout
-        kwargs: dict[str, Any] = {"_request_timeout": seconds}
+        kwargs: dict[str, Any] = {}
         if verb == "create":
             args: tuple[Any, ...] = (self.namespace, body)
         else:
             args = (self.name, self.namespace)
             if body is not None:
                 kwargs["body"] = body
-        try:
-            return method(*args, **kwargs)
-        except ApiException as exc:
-            if exc.status == 404:
-                raise LeaseMissingError from exc
-            if exc.status == 409:
-                raise LeaseConflictError from exc
-            raise self._api_error(verb, exc) from exc
-        except urllib3.exceptions.NewConnectionError as exc:  # (a subclass of TimeoutError)
-            raise NotReadyError(
-                f"Kubernetes API {self.url} unreachable trying to {verb} {self.where}: "
-                f"{type(exc).__name__}"
-            ) from exc
-        except urllib3.exceptions.TimeoutError as exc:
-            raise NotReadyError(
-                f"Kubernetes API {self.url} did not answer within {seconds:g}s trying to "
-                f"{verb} {self.where}"
-            ) from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise NotReadyError(
-                f"Kubernetes API {self.url} unreachable trying to {verb} {self.where}: "
-                f"{type(exc).__name__}"
-            ) from exc
+        target = Target("Lease", LEASE_RESOURCE, self.namespace, self.name, LEASE_RBAC)
+        return call(self.api, verb, target, method, *args, timeout=seconds, **kwargs)
 
     @property
     def url(self) -> str:
         """The API server's address, for messages."""
-        configuration = getattr(getattr(self.api, "api_client", None), "configuration", None)
-        return str(getattr(configuration, "host", "(unknown)"))
-
-    def _api_error(self, verb: str, exc: ApiException) -> RunnerError:
-        status = exc.status or 0
-        if status == 401:
-            return ConfigError(
-                f"Kubernetes API {self.url} rejected our credentials (HTTP 401) trying to "
-                f"{verb} {self.where}: check the service account token or kubeconfig"
-            )
-        if status == 403:
-            return ConfigError(
-                f"RBAC: Kubernetes API {self.url} forbids verb '{verb}' on resource "
-                f"leases.coordination.k8s.io in namespace {self.namespace} (HTTP 403); "
-                f"the service account needs {RBAC_VERBS} on leases"
-            )
-        detail = _status_message(exc)
-        if status in {0, 429} or status >= 500:
-            return NotReadyError(
-                f"Kubernetes API {self.url} failed to {verb} {self.where}: HTTP {status} {detail}"
-            )
-        return ConfigError(f"Kubernetes API {self.url} rejected {verb} of {self.where}: {detail}")
-
-
-def _status_message(exc: ApiException) -> str:
-    """The ``message`` of a ``kind: Status`` body, else the HTTP reason; on one line."""
-    try:
-        message = str(json.loads(exc.body or "")["message"])
-    except (ValueError, KeyError, TypeError):
-        message = str(exc.reason or "")
-    return " ".join(message.split())
+        return host(self.api)
