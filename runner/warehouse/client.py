@@ -2,21 +2,20 @@
 
 The URL decides the engine (``chdb:///abs/path`` or ``http(s)://user@host:port/db``); the
 rest of the framework sees the same :class:`Warehouse` either way.  ClickHouse errors are
-translated here into the framework's fatal/retriable split, once.
+translated into the framework's fatal/retriable split, once, by
+:mod:`runner.warehouse.failures`; the URL is parsed by :mod:`runner.warehouse.target`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import unquote, urlsplit
 
 from runner.errors import (
     ConfigError,
@@ -24,53 +23,51 @@ from runner.errors import (
     FatalError,
     NotReadyError,
     OutcomeUnknownError,
-    PipelineError,
     WarehouseUnavailableError,
 )
-from runner.warehouse.sql import check_identifier, on_cluster, qualified_table
+from runner.warehouse.blocks import split
+from runner.warehouse.failures import (
+    answer_lost,
+    broken_off,
+    refusal,
+    safe_to_resend,
+    translate_error,
+)
+from runner.warehouse.sql import (
+    check_identifier,
+    on_cluster,
+    qualified_table,
+    quoted_column,
+    setting_name,
+    string_literal,
+)
+from runner.warehouse.target import (
+    DEFAULT_DATABASE,
+    WarehouseTarget,
+    embedded_directory,
+    parse_url,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from runner.settings import Settings
 
-DEFAULT_DATABASE = "analytics"
 T = TypeVar("T")
 
-# ClickHouse error codes worth retrying: timeouts, network, overload, replica trouble.
-RETRIABLE_CODES = frozenset(
-    {
-        3,  # UNEXPECTED_END_OF_FILE
-        159,  # TIMEOUT_EXCEEDED
-        209,  # SOCKET_TIMEOUT
-        210,  # NETWORK_ERROR
-        202,  # TOO_MANY_SIMULTANEOUS_QUERIES
-        242,  # TABLE_IS_READ_ONLY
-        252,  # TOO_MANY_PARTS
-        319,  # UNKNOWN_STATUS_OF_INSERT
-        425,  # SYSTEM_ERROR
-        999,  # KEEPER_EXCEPTION
-        1000,  # POCO_EXCEPTION
-    }
-)
-UNKNOWN_DATABASE = 81
-READONLY = 164
-# UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD, AUTHENTICATION_FAILED
-AUTHENTICATION_CODES = frozenset({192, 193, 194, 516})
-_CODE = re.compile(r"Code: (\d+)")
-# Statements that leave the same result when run twice, so a lost answer may be re-sent:
-# reads, CREATE ... IF NOT EXISTS, DROP ... IF EXISTS, and single-command ALTERs that
-# replace or drop a partition or modify a setting (no comma: no second command).  A ';'
-# anywhere but at the end (even inside a literal) makes a statement count as unsafe.
-_SAFE_TO_RESEND = re.compile(
-    r"\s*(?:(?:SELECT|WITH|SHOW|DESCRIBE|DESC|EXISTS|EXPLAIN)\b"
-    r"|CREATE\s+(?:TEMPORARY\s+)?(?:TABLE|DATABASE|VIEW|DICTIONARY)\s+IF\s+NOT\s+EXISTS\b"
-    r"|DROP\s+(?:TEMPORARY\s+)?(?:TABLE|DATABASE|VIEW|DICTIONARY)\s+IF\s+EXISTS\b)"
-    r"[^;]*;?\s*"  # one statement: a ';' followed by more could start a second
-    r"|\s*ALTER\s+TABLE\s+[^\s,;]+(?:\s+ON\s+CLUSTER\s+[^\s,;]+)?\s+"
-    r"(?:(?:REPLACE|DROP)\s+PARTITION|MODIFY\s+SETTING)\b[^,;]*;?\s*",
-    re.IGNORECASE | re.DOTALL,
-)
+__all__ = [
+    "DEFAULT_DATABASE",
+    "RetryPolicy",
+    "Warehouse",
+    "WarehouseTarget",
+    "answer_lost",
+    "embedded_directory",
+    "parse_url",
+    "safe_to_resend",
+    "translate_error",
+]
+# Squash an embedded insert into a single block whatever its size (rows and bytes).
+_ONE_BLOCK = {"min_insert_block_size_rows": 1 << 62, "min_insert_block_size_bytes": 1 << 62}
 
 
 @dataclass(frozen=True)
@@ -89,187 +86,6 @@ def _log_retry(action: str, attempt: int, state: Any) -> None:
     get_logger().warning(
         "transient warehouse error; retrying", action=action, attempt=attempt, error=str(error)
     )
-
-
-@dataclass(frozen=True)
-class WarehouseTarget:
-    """Where to connect, parsed from the URL (the password is never part of it)."""
-
-    embedded: bool
-    path: Path | None = None
-    host: str | None = None
-    port: int | None = None
-    username: str | None = None
-    secure: bool = False
-    database: str = DEFAULT_DATABASE
-
-    def describe(self) -> str:
-        """A loggable description, without credentials."""
-        if self.embedded:
-            return f"chdb://{self.path}"
-        scheme = "https" if self.secure else "http"
-        return f"{scheme}://{self.host}:{self.port}/{self.database}"
-
-
-_URL_PASSWORD = re.compile(r"(//[^/?#@:]*:).*@")  # to the last @: rather too much than too little
-
-
-def _without_password(url: str) -> str:
-    """``url`` for error messages: a password in it is masked (it may not even parse)."""
-    return _URL_PASSWORD.sub(r"\1***@", url)
-
-
-def parse_url(url: str, database: str | None = None) -> tuple[WarehouseTarget, str | None]:
-    """Parse a warehouse URL into a target and an optional password from the URL."""
-    shown = _without_password(url)
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
-        raise ConfigError(f"invalid warehouse URL {shown!r}: {exc}") from None
-    if parts.scheme == "chdb":
-        if parts.netloc or not parts.path.startswith("/"):
-            raise ConfigError(
-                f"invalid warehouse URL {shown!r}: use chdb:///absolute/path (three slashes)"
-            )
-        if parts.query or parts.fragment:
-            raise ConfigError(
-                f"invalid warehouse URL {shown!r}: a chdb:// URL takes no query or fragment"
-            )
-        target = WarehouseTarget(
-            embedded=True, path=Path(unquote(parts.path)), database=database or DEFAULT_DATABASE
-        )
-        return target, None
-    if parts.scheme in {"http", "https"}:
-        if not parts.hostname:
-            raise ConfigError(f"invalid warehouse URL {shown!r}: no host")
-        try:
-            port = parts.port or (8443 if parts.scheme == "https" else 8123)
-        except ValueError:
-            raise ConfigError(f"invalid warehouse URL {shown!r}: bad port") from None
-        path_db = parts.path.strip("/") or None
-        db = check_identifier(database or path_db or DEFAULT_DATABASE, what="database")
-        target = WarehouseTarget(
-            embedded=False,
-            host=parts.hostname,
-            port=port,
-            username=unquote(parts.username) if parts.username else "default",
-            secure=parts.scheme == "https",
-            database=db,
-        )
-        return target, unquote(parts.password) if parts.password else None
-    raise ConfigError(f"invalid warehouse URL {shown!r}: scheme must be chdb, http or https")
-
-
-# What chDB keeps in a warehouse directory (only tmp/ and status until a database exists);
-# a non-empty directory with none of them is not one.
-_CHDB_ENTRIES = ("metadata", "data", "store", "tmp", "status")
-
-
-def embedded_directory(path: Path) -> Path:
-    """``path`` made ready for the embedded engine, or a ConfigError naming the setting.
-
-    chDB writes ``data/``, ``metadata/`` and ``store/`` into the directory it is given,
-    so a filesystem root or a directory already holding other files is refused rather
-    than littered.
-    """
-    where = f"RUNNER_WAREHOUSE_URL chdb://{path}"
-    if path == Path(path.anchor):
-        raise ConfigError(f"{where}: the embedded warehouse needs its own directory, not {path}")
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{where}: {path} is not a directory")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        entries = {entry.name for entry in path.iterdir()}
-    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError(
-            f"{where}: cannot use {path} as the warehouse directory: {reason}"
-        ) from None
-    if entries and not entries.intersection(_CHDB_ENTRIES):
-        raise ConfigError(
-            f"{where}: {path} holds other files and no chDB warehouse; "
-            "point the URL at an empty or new directory"
-        )
-    return path
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and what caused it (chained exceptions, urllib3's retry reasons), once each."""
-    from urllib3.exceptions import MaxRetryError
-
-    seen: set[int] = set()
-    pending: list[BaseException] = [exc]
-    while pending:
-        current = pending.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        if isinstance(current, MaxRetryError) and current.reason is not None:
-            pending.append(current.reason)
-        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
-        pending += [a for a in current.args if isinstance(a, BaseException)]
-
-
-def _refusal(exc: BaseException, message: str) -> str | None:
-    """Why the server cannot be used with these settings, when retrying will not help.
-
-    Refused credentials and a TLS certificate that does not verify are configuration
-    errors (exit 3): a Job retried with the same Secret and CA fails the same way, and
-    hammering a server with bad credentials can lock the account.
-    """
-    import ssl
-
-    for cause in _causes(exc):
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return (
-                f"certificate verify failed: {cause.verify_message}; set RUNNER_TLS_CA_CERT to "
-                "the CA that signed the server's certificate (or RUNNER_TLS_VERIFY=false)"
-            )
-    match = _CODE.search(message)
-    code = getattr(exc, "code", None) or (int(match.group(1)) if match else None)
-    if code in AUTHENTICATION_CODES:
-        return f"{message} (check the user in RUNNER_WAREHOUSE_URL and RUNNER_CLICKHOUSE_PASSWORD)"
-    return None
-
-
-def answer_lost(exc: BaseException) -> bool:
-    """Whether a failed HTTP request may have run: sent, then cut off before its answer.
-
-    The connection broke or timed out after the request went out.  Failures to connect,
-    and answers from the server (errors included), are not: a request that never
-    arrived, or that ClickHouse answered, did not half-happen.
-    """
-    from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError, ProxyError
-
-    for cause in _causes(exc):
-        if isinstance(cause, (ConnectTimeoutError, ProxyError)):  # incl. NewConnectionError
-            return False
-        if isinstance(cause, HTTPError) and not isinstance(cause, MaxRetryError):
-            return True  # reset, remote closed, read timeout, TLS break
-    return False
-
-
-def safe_to_resend(sql: str) -> bool:
-    """Whether running ``sql`` twice leaves the same result as running it once."""
-    return _SAFE_TO_RESEND.fullmatch(sql) is not None
-
-
-def translate_error(exc: BaseException, action: str) -> PipelineError:
-    """Map a clickhouse-connect exception to the framework's fatal/retriable split."""
-    from clickhouse_connect.driver import exceptions as ch
-
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    match = _CODE.search(message)
-    code = int(match.group(1)) if match else None
-    if isinstance(exc, ch.OperationalError) or (code is not None and code in RETRIABLE_CODES):
-        return WarehouseUnavailableError(f"{action}: {message}")
-    if code == READONLY:
-        return FatalError(
-            f"{action}: the ClickHouse user may only read (its `readonly` setting is on), and "
-            f"this needs to write: use a user with write grants ({message})"
-        )
-    return FatalError(f"{action}: {message}")
 
 
 class Warehouse:
@@ -348,9 +164,9 @@ class Warehouse:
             )
         except ch.Error as exc:
             message = str(exc).splitlines()[0]
-            refusal = _refusal(exc, message)
-            if refusal is not None:  # retrying will not help: settings must change
-                raise ConfigError(f"cannot connect to {target.describe()}: {refusal}") from None
+            refused = refusal(exc, message)
+            if refused is not None:  # retrying will not help: settings must change
+                raise ConfigError(f"cannot connect to {target.describe()}: {refused}") from None
             raise NotReadyError(f"cannot connect to {target.describe()}: {message}") from None
 
     @property
@@ -502,7 +318,9 @@ class Warehouse:
             # one block, so one part per insert, whatever the batch's size: a batch cut
             # into blocks would land as several parts, each deduplicated on its own
             options = {**_ONE_BLOCK, **options}
-            clause = ", ".join(f"{_setting_name(k)} = {_literal(v)}" for k, v in options.items())
+            clause = ", ".join(
+                f"{setting_name(k)} = {string_literal(v)}" for k, v in options.items()
+            )
             self._call(
                 f"insert into {table} failed",
                 lambda: self._insert_from_file(target, table_data, clause),
@@ -527,7 +345,7 @@ class Warehouse:
         """
         import pyarrow as pa
 
-        columns = ", ".join(_quoted_column(n) for n in data.column_names)
+        columns = ", ".join(quoted_column(n) for n in data.column_names)
         settings = f" SETTINGS {settings_clause}" if settings_clause else ""
         handle, name = tempfile.mkstemp(prefix="runner-insert-", suffix=".arrows")
         os.close(handle)
@@ -536,7 +354,7 @@ class Warehouse:
             with pa.OSFile(name, "wb") as sink, pa.ipc.new_stream(sink, data.schema) as writer:
                 writer.write_table(data)
             self._client.command(
-                f"INSERT INTO {target} ({columns}) FROM INFILE {_literal(name)}{settings} "
+                f"INSERT INTO {target} ({columns}) FROM INFILE {string_literal(name)}{settings} "
                 "FORMAT ArrowStream"
             )
         finally:
@@ -564,61 +382,15 @@ def _quiet_driver_logger() -> None:
 
 def _translated(stream: Iterator[pa.RecordBatch], max_rows: int) -> Iterator[pa.RecordBatch]:
     """Re-slice the engine's blocks (max_block_size is only a hint) and translate errors."""
-    from runner.batches import split
-
     try:
         for block in stream:
             yield from split(block, max_rows)
     except Exception as exc:
-        broken = _broken_off(stream, exc)
+        broken = broken_off(stream, exc)
         if broken is not None:
             raise FatalError(f"query failed: {broken} ({exc})") from exc
         raise translate_error(exc, "query failed") from exc
 
 
-def _broken_off(stream: Any, exc: Exception) -> str | None:
-    """What to say when a server ended a result stream with an error after some blocks.
-
-    ClickHouse (25.11+) then writes its exception into the body after a marker whose tag
-    it announced in ``X-ClickHouse-Exception-Tag``; the Arrow reader takes those bytes for
-    a block and fails with a meaningless size.  The message is lost with them, so point
-    to where it is kept.
-    """
-    import pyarrow as pa
-
-    headers = getattr(getattr(stream, "source", None), "headers", None)
-    if not isinstance(exc, pa.ArrowInvalid) or headers is None:
-        return None
-    if not headers.get("X-ClickHouse-Exception-Tag"):
-        return None
-    query_id = headers.get("X-ClickHouse-Query-Id", "?")
-    return (
-        f"ClickHouse stopped the result midway with an error (query_id {query_id}; "
-        "its message is in the server's system.query_log)"
-    )
-
-
 def _quoted(name: str) -> str:
     return f"`{check_identifier(name, what='database')}`"
-
-
-_SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# Squash an embedded insert into a single block whatever its size (rows and bytes).
-_ONE_BLOCK = {"min_insert_block_size_rows": 1 << 62, "min_insert_block_size_bytes": 1 << 62}
-
-
-def _quoted_column(name: str) -> str:
-    """Back-quote any column name (Arrow names are free text), escaping quotes."""
-    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
-
-
-def _setting_name(name: str) -> str:
-    if not _SETTING_NAME.fullmatch(name):
-        raise ConfigError(f"invalid ClickHouse setting name {name!r}")
-    return name
-
-
-def _literal(value: Any) -> str:
-    """A quoted SQL string (settings take it too: ClickHouse converts it to their type)."""
-    text = str(int(value)) if isinstance(value, bool) else str(value)
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

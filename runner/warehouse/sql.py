@@ -1,12 +1,15 @@
 """Identifier checks and quoting.
 
 Values never go into SQL text: they are bound as query parameters.  Identifiers cannot be
-bound, so they are checked against a strict pattern and back-quoted.
+bound, so they are checked against a strict pattern and back-quoted.  The one exception is
+the embedded engine's ``INSERT ... FROM INFILE``, whose file name and ``SETTINGS`` cannot be
+bound either: :func:`string_literal` escapes them and :func:`setting_name` checks names.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from runner.errors import ConfigError
 
@@ -49,3 +52,24 @@ def replacing_engine(state_database: str, table: str, cluster: str | None, versi
         f"ReplicatedReplacingMergeTree('/clickhouse/pipeline_runner/{state_database}/{table}',"
         f" '{{replica}}', {version})"
     )
+
+
+_SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def quoted_column(name: str) -> str:
+    """Back-quote any column name (Arrow names are free text), escaping quotes."""
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def setting_name(name: str) -> str:
+    """``name`` if it can be a ClickHouse setting's name in SQL text, else a ConfigError."""
+    if not _SETTING_NAME.fullmatch(name):
+        raise ConfigError(f"invalid ClickHouse setting name {name!r}")
+    return name
+
+
+def string_literal(value: Any) -> str:
+    """A quoted SQL string (settings take it too: ClickHouse converts it to their type)."""
+    text = str(int(value)) if isinstance(value, bool) else str(value)
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
