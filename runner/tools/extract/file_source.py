@@ -16,11 +16,13 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-from runner.batches import split
 from runner.errors import ConfigError, FatalError, printable
 from runner.pipeline.steps import Extractor
+from runner.tools.extract._file_shape import Shape, check_columns, check_filename_column, fit
+from runner.tools.extract._gather import Gather
+from runner.tools.extract._window_rows import in_window
 from runner.tools.extract.file_archives import Entry, UnreadableFile, entries
 from runner.tools.extract.file_lines import is_blank_line
 from runner.tools.extract.file_paths import (
@@ -32,7 +34,7 @@ from runner.tools.extract.file_paths import (
     resolve_paths,
 )
 from runner.tools.extract.file_window import TimeFilter, check_time_column
-from runner.tools.extract.source_records import RecordNumbers, SourceRows, number_at
+from runner.tools.extract.source_records import RecordNumbers, SourceRows
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -46,14 +48,6 @@ DEFAULT_BLOCK_SIZE = 4 << 20
 
 # pyarrow reports an empty input with these messages; such a file just has no rows.
 _EMPTY_INPUT = ("Empty CSV file", "Empty JSON stream")
-
-
-@dataclass
-class Shape:
-    """The schema every batch of a run gets, and where it came from (for messages)."""
-
-    target: pa.Schema | None
-    origin: str
 
 
 #: A row's line in its file, by the row's index in its batch (text files only).
@@ -206,7 +200,7 @@ class FileSource(Extractor):
     def _batches(self, ctx: RunContext, origins: SourceRows | None) -> Iterator[pa.RecordBatch]:
         target = self.fixed_schema
         shape = Shape(target, "the given schema" if target is not None else "the given columns")
-        gather = _Gather(ctx.batch_rows)
+        gather = Gather(ctx.batch_rows)
         resolved = resolve_paths(
             self.patterns,
             Path.cwd(),
@@ -235,7 +229,7 @@ class FileSource(Extractor):
         self,
         entry: Entry,
         shape: Shape,
-        gather: _Gather,
+        gather: Gather,
         ctx: RunContext,
         origins: SourceRows | None,
     ) -> Iterator[pa.RecordBatch]:
@@ -285,8 +279,8 @@ class FileSource(Extractor):
         """``batch`` in the run's schema (the first batch of a run fixes it, if not given)."""
         if shape.target is None:
             shape.target, shape.origin = batch.schema, f"the first file ({shown})"
-            self._check_filename_column(shape.target)
-        return self._conform(batch, shape, shown)
+            check_filename_column(self, shape.target)
+        return fit(self, batch, shape, shown)
 
     def _place(self, piece: Piece, reading: Reading) -> pa.RecordBatch:
         """A checked batch's rows of the window, noted (and named by file) as asked."""
@@ -296,7 +290,7 @@ class FileSource(Extractor):
         parsed = batch.num_rows
         numbers = piece.records if reading.origins is not None else None
         if self.time_filter is not None:
-            batch, numbers = self._in_window(batch, reading, piece, numbers)
+            batch, numbers = in_window(self, batch, reading, piece, numbers)
         if reading.origins is not None and numbers is not None:
             reading.origins.rows(reading.entry, numbers)
         reading.rows += parsed
@@ -312,185 +306,17 @@ class FileSource(Extractor):
         import pyarrow as pa
 
         wanted = shape.target.names if shape.target is not None else self.wanted_columns
-        self._check_columns(schema, wanted, shown, shape.origin)
+        check_columns(self, schema, wanted, shown, shape.origin)
         if shape.target is None and self.schema_at_open:
             names = wanted or schema.names
             if all(name in schema.names for name in names):
                 shape.target = pa.schema([schema.field(name) for name in names])
                 shape.origin = f"the first file ({shown})"
-                self._check_filename_column(shape.target)
-
-    def _in_window(
-        self,
-        batch: pa.RecordBatch,
-        reading: Reading,
-        piece: Piece,
-        numbers: RecordNumbers | None,
-    ) -> tuple[pa.RecordBatch, RecordNumbers | None]:
-        """The rows inside the run's window (and their record numbers, cut alike).
-
-        Rows without a usable time are rejected.
-        """
-        assert self.time_filter is not None  # noqa: S101 - only called with a filter
-        entry, ctx, rows_before = reading.entry, reading.ctx, reading.rows
-        try:
-            cut = self.time_filter.split(batch, ctx.window)
-        except KeyError:
-            raise self.error(
-                entry.shown, f"has no column {self.time_column!r} (time_column)"
-            ) from None
-        except TypeError as exc:
-            raise self.error(entry.shown, str(exc)) from None
-        if cut.unusable:
-            lines = piece.lines
-            where = [
-                f"line {lines(i)}" if lines is not None else f"row {rows_before + i + 1}"
-                for i in cut.unusable
-            ]
-            reasons = [
-                printable(f"{self.label} file {entry.shown}: {at}: {why}")
-                for at, why in zip(where, cut.reasons, strict=True)
-            ]
-            ctx.reject(
-                self._dropped(batch, cut.unusable, reading, numbers), reasons, self.step_name
-            )
-        if cut.kept is None or numbers is None:
-            return cut.inside, numbers
-        return cut.inside, _kept_numbers(numbers, cut.kept)
-
-    def _dropped(
-        self,
-        batch: pa.RecordBatch,
-        indices: list[int],
-        reading: Reading,
-        numbers: RecordNumbers | None,
-    ) -> list[dict[str, Any]]:
-        """Rows the reader rejects, for the quarantine: as the file held them where proven."""
-        taken = batch.take(indices)
-        rows: list[dict[str, Any]] = taken.to_pylist()
-        origins, ctx = reading.origins, reading.ctx
-        if origins is None or numbers is None or ctx.reject_sink is None:
-            return rows  # no records kept, or the run fails on the first row anyway
-        try:
-            found = origins.dropped(reading.entry, [number_at(numbers, i) for i in indices], taken)
-        except Exception as exc:  # noqa: BLE001 - an error path must not fail on its extras
-            ctx.log.warning("source records not read", path=reading.entry.shown, error=str(exc))
-            return rows
-        return [
-            row if record is None else dict(record) for row, record in zip(rows, found, strict=True)
-        ]
+                check_filename_column(self, shape.target)
 
     def error(self, shown: str, detail: str) -> FatalError:
         """The run's error about one file."""
         return FatalError(printable(f"{self.label} file {shown}: {detail}"))
-
-    def _check_filename_column(self, target: pa.Schema) -> None:
-        if self.filename_column is not None and self.filename_column in target.names:
-            raise FatalError(
-                f"filename_column {self.filename_column!r} is already a column of the files"
-            )
-
-    def _check_columns(
-        self, schema: pa.Schema, wanted: list[str] | None, shown: str, origin: str
-    ) -> None:
-        """Fail on duplicate names, and on missing (unless allowed) or extra columns."""
-        names = schema.names
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise self.error(shown, f"duplicate columns {', '.join(duplicates)}")
-        if wanted is None:
-            return
-        missing = [] if self.missing_columns == "null" else [n for n in wanted if n not in names]
-        extra = [] if self.selects_columns else [n for n in names if n not in wanted]
-        if missing or extra:
-            detail = "; ".join(
-                text
-                for text in (
-                    f"missing {', '.join(missing)}" if missing else "",
-                    f"unexpected {', '.join(extra)}" if extra else "",
-                )
-                if text
-            )
-            hint = " (missing_columns='null' reads missing columns as null)" if missing else ""
-            raise self.error(shown, f"columns do not match {origin}: {detail}{hint}")
-
-    def _conform(self, batch: pa.RecordBatch, shape: Shape, shown: str) -> pa.RecordBatch:
-        import pyarrow as pa
-
-        target = shape.target
-        assert target is not None  # noqa: S101 - set before the first batch is conformed
-        if batch.schema.equals(target):
-            return batch
-        try:
-            if batch.schema.names != target.names:
-                present = batch.schema.names
-                if self.missing_columns == "null" and not all(n in present for n in target.names):
-                    columns = [
-                        batch.column(f.name)
-                        if f.name in present
-                        else pa.nulls(batch.num_rows, f.type)
-                        for f in target
-                    ]
-                    batch = pa.RecordBatch.from_arrays(columns, names=target.names)
-                else:
-                    batch = batch.select(target.names)
-            return batch.cast(target)
-        except (pa.ArrowException, KeyError) as exc:
-            raise self.error(shown, f"does not fit {shape.origin}: {exc}") from exc
-
-
-class _Gather:
-    """Joins the readers' blocks, across files, into batches of ``rows`` rows, in order.
-
-    CSV and JSON readers cut by bytes (``block_size``), so a 4 MiB block may hold a few
-    thousand rows; every batch becomes one insert, and many small inserts cost the
-    warehouse far more (parts, merges) than a few full ones.  Holds fewer than ``rows``
-    rows plus one block.
-    """
-
-    def __init__(self, rows: int) -> None:
-        self.rows = rows
-        self.pending: list[pa.RecordBatch] = []
-        self.count = 0
-
-    def add(self, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
-        """Take ``batch``; yield the full batches it completes."""
-        if not batch.num_rows:
-            return
-        self.pending.append(batch)
-        self.count += batch.num_rows
-        if self.count < self.rows:
-            return
-        joined = self._join()
-        full = joined.num_rows - joined.num_rows % self.rows
-        yield from split(joined.slice(0, full), self.rows)
-        rest = joined.slice(full)
-        self.pending = [rest] if rest.num_rows else []
-        self.count = rest.num_rows
-
-    def flush(self) -> Iterator[pa.RecordBatch]:
-        """Yield what is left (fewer than ``rows`` rows)."""
-        if self.count:
-            yield self._join()
-        self.pending, self.count = [], 0
-
-    def _join(self) -> pa.RecordBatch:
-        import pyarrow as pa
-
-        if len(self.pending) == 1:
-            return self.pending[0]
-        return pa.Table.from_batches(self.pending).combine_chunks().to_batches()[0]
-
-
-def _kept_numbers(numbers: RecordNumbers, kept: pa.BooleanArray) -> RecordNumbers:
-    """``numbers`` filtered as the rows were (a null in ``kept`` drops the row)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if isinstance(numbers, range):
-        positions = pc.indices_nonzero(pc.fill_null(kept, False)).cast(pa.int64())
-        return cast("pa.Int64Array", pc.add(positions, numbers.start))
-    return cast("pa.Int64Array", numbers.filter(kept))
 
 
 def _not_utf8(exc: UnicodeDecodeError) -> str:
