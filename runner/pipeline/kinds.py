@@ -8,17 +8,13 @@ with child contexts and aggregate their failures.
 from __future__ import annotations
 
 import contextvars
-import queue
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from runner.batches import as_batch, to_batches
 from runner.errors import (
     FatalError,
     InterruptedRunError,
@@ -27,12 +23,13 @@ from runner.errors import (
     RetriableError,
     RunnerError,
 )
+from runner.pipeline._prefetch import Failure, Prefetch
 from runner.pipeline.context import RejectSink, RunContext, SourceBatches, StepStats
 from runner.pipeline.spec import PipelineSpec
 from runner.pipeline.steps import Extractor, Loader, Step, Transformer
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    pass
 
 
 def _in_step(ctx: RunContext, step: Step, exc: Exception) -> RunnerError:
@@ -126,7 +123,7 @@ class FlowPipeline(Pipeline):
         """Stream batches from the extractor through the transforms into the loader.
 
         Extraction and transforms run up to ``PREFETCH_BATCHES`` batches ahead on a
-        background thread while this thread loads (see :class:`_Prefetch`): decoding
+        background thread while this thread loads (see :class:`Prefetch`): decoding
         (pyarrow) and inserting (the engine) both release the GIL, so the two halves use
         two cores.  Cancellation is checked before each extracted batch; batches that
         passed the check are still loaded, as when the loop was sequential.
@@ -141,9 +138,9 @@ class FlowPipeline(Pipeline):
         try:
             self.loader.open(ctx)
             step = self.extractor
-            with _Prefetch(self, ctx) as produced:
+            with Prefetch(self, ctx) as produced:
                 for item in produced:
-                    if isinstance(item, _Failure):
+                    if isinstance(item, Failure):
                         step = item.step
                         if item.raw_rows is not None:
                             stats.batches += 1
@@ -182,120 +179,6 @@ class FlowPipeline(Pipeline):
         except Exception:  # noqa: BLE001 - a count must never change the run's outcome
             return handed
         return handed if written is None else written
-
-
-#: Batches extracted and transformed ahead of the loader (bounds the memory of a flow to
-#: this many batches, plus the one being produced and the one being loaded).
-PREFETCH_BATCHES = 2
-
-
-@dataclass(frozen=True)
-class _Failure:
-    """An exception of the producing thread, with the step that raised it.
-
-    ``raw_rows`` is set when the batch had been extracted (the statistics count it).
-    """
-
-    step: Step
-    error: BaseException
-    raw_rows: int | None = None
-
-    def reraise(self) -> NoReturn:
-        """Raise the producer's exception in the consuming thread."""
-        raise self.error
-
-
-_Produced: TypeAlias = "tuple[int, pa.RecordBatch | None] | _Failure"
-
-
-class _Prefetch:
-    """Extract and transform on a background thread, in order, into a bounded queue.
-
-    Items are ``(raw_rows, batch)`` (``batch`` None when a transform dropped it) or one
-    final :class:`_Failure`.  Leaving the context, normally or by an exception, stops the
-    producer between batches, closes the extractor's iterator in the producer's own thread
-    and joins it, so no thread outlives the run.  The producer runs in a copy of the
-    caller's context variables (the run's log binding).
-    """
-
-    def __init__(self, flow: FlowPipeline, ctx: RunContext) -> None:
-        self._flow = flow
-        self._ctx = ctx
-        self._queue: queue.Queue[_Produced | None] = queue.Queue(maxsize=PREFETCH_BATCHES)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=contextvars.copy_context().run,
-            args=(self._produce,),
-            name=f"{ctx.node}-extract",
-            daemon=True,
-        )
-
-    def __enter__(self) -> Iterator[_Produced]:
-        self._thread.start()
-        return self._items()
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        while True:  # unblock a producer waiting for room, then wait for it to finish
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
-        self._thread.join()
-
-    def _items(self) -> Iterator[_Produced]:
-        while (item := self._queue.get()) is not None:
-            yield item
-            if isinstance(item, _Failure):
-                return
-
-    def _put(self, item: _Produced | None) -> bool:
-        """Queue ``item``; False once the consumer has stopped."""
-        if self._stop.is_set():
-            return False
-        self._queue.put(item)
-        return not self._stop.is_set()
-
-    def _produce(self) -> None:
-        flow, ctx = self._flow, self._ctx
-        step: Step = flow.extractor
-        raw_rows: int | None = None
-        source: Any = None
-        batches: Iterator[pa.RecordBatch] | None = None
-        first_row = 0  # run-row number of the next extracted row (for source records)
-        try:
-            source = flow.extractor.extract(ctx)
-            batches = to_batches(source, ctx.batch_rows)
-            for raw in batches:
-                ctx.check_cancelled()
-                raw_rows = raw.num_rows
-                if ctx.sources is not None:
-                    ctx.sources.note(raw, first_row)
-                first_row += raw_rows
-                batch: pa.RecordBatch | None = raw
-                for transformer in flow.transformers:
-                    step = transformer
-                    batch = as_batch(transformer.transform(batch, ctx))
-                    if batch is None or batch.num_rows == 0:
-                        batch = None
-                        break
-                step = flow.extractor
-                if not self._put((raw_rows, batch)):
-                    return
-                raw_rows = None
-            sink = ctx.reject_sink
-            if sink is not None and isinstance(sink, Step):
-                step = sink
-                sink.check_rejected(ctx)
-            self._put(None)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
-            self._put(_Failure(step, exc, raw_rows))
-        finally:
-            for iterator in (batches, source):
-                close = getattr(iterator, "close", None)
-                if close is not None:
-                    with suppress(Exception):  # the run's outcome is already decided
-                        close()
 
 
 class SequentialPipeline(Pipeline):
