@@ -32,7 +32,8 @@ import pytest
 from runner import clickhouse_append, clickhouse_upsert, el, etl
 from runner.errors import ConfigError, FatalError
 from runner.pipeline.windows import Window
-from runner.tools.load.files import JsonLinesLoader, _JsonLinesFile, write_jsonl, write_parquet
+from runner.tools.load._writers import JsonLinesFile
+from runner.tools.load.files import JsonLinesLoader, write_jsonl, write_parquet
 from runner.tools.load.replace_window import ClickHouseReplaceWindow, clickhouse_replace_window
 
 REPO = Path(__file__).resolve().parents[2]
@@ -328,7 +329,7 @@ def test_no_tool_keeps_per_run_state_on_itself(warehouse, make_context, tmp_path
 # --------------------------------------------------- a run is succeeded only if confirmed
 
 
-class LosingFile(_JsonLinesFile):
+class LosingFile(JsonLinesFile):
     """A JSON Lines file whose last batch never reaches the disk (a lost write)."""
 
     def append(self, batch):

@@ -20,28 +20,32 @@ written, and after the rename the path must hold that very file.
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import secrets
 import string
 import threading
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from contextlib import suppress
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
-from uuid import UUID
+from typing import TYPE_CHECKING, ClassVar
 
 from runner.errors import ConfigError, FatalError
 from runner.pipeline.steps import Loader
-from runner.tools.extract.files import compression_of
+from runner.tools.load._writers import FileWriter, JsonLinesFile, ParquetFile, fsync
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from runner.pipeline.context import RunContext
+
+__all__ = [
+    "FileLoader",
+    "FileWriter",
+    "JsonLinesLoader",
+    "ParquetLoader",
+    "write_jsonl",
+    "write_parquet",
+]
 
 PLACEHOLDERS = ("pipeline", "run_id", "window_start", "window_end")
 WINDOW_FORMAT = "%Y%m%dT%H%M%S"
@@ -70,37 +74,6 @@ def _check_template(path: str | os.PathLike[str]) -> str:
         if spec or conversion:
             raise ConfigError(f"path {text!r}: placeholder {{{name}}} takes no format")
     return text
-
-
-class FileWriter(ABC):
-    """One run's file being written: the temporary file, its format's writer, its rows.
-
-    A loader object is shared by every run of its pipeline in the process (parallel
-    backfill windows run it at once), so everything about one file lives here, in the
-    run's step state, never on the loader.
-    """
-
-    def __init__(self, *, final: Path, temp: Path, shown: str) -> None:
-        self.final = final
-        self.temp = temp
-        self.shown = shown
-        self.rows = 0
-
-    @abstractmethod
-    def append(self, batch: pa.RecordBatch) -> None:
-        """Write one batch."""
-
-    @abstractmethod
-    def finish(self) -> None:
-        """Complete the file (footer, flush) and close it."""
-
-    @abstractmethod
-    def abort(self) -> None:
-        """Close without completing; must not raise when nothing is open."""
-
-    @abstractmethod
-    def rows_in(self, path: Path) -> int:
-        """Rows a finished file of this format holds, read back from disk."""
 
 
 class _Paths:
@@ -229,7 +202,7 @@ class FileLoader(Loader):
         try:
             try:
                 file.finish()
-                _fsync(file.temp)
+                fsync(file.temp)
                 found = file.rows_in(file.temp)
                 written = file.temp.stat()
             except OSError as exc:
@@ -265,98 +238,6 @@ def _discard(file: FileWriter) -> None:
         file.temp.unlink(missing_ok=True)
 
 
-def _fsync(path: Path) -> None:
-    """Flush the file to disk before the rename, so a crash cannot leave it empty."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _json_value(value: object) -> Any:
-    """JSON for what ``json`` cannot encode itself; bytes become base64 text."""
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(value).decode("ascii")
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, Decimal | UUID):
-        return str(value)  # as text: a float would lose digits
-    isoformat = getattr(value, "isoformat", None)  # e.g. pandas.Timestamp for nanoseconds
-    if callable(isoformat):
-        return isoformat()
-    raise TypeError(f"{type(value).__name__} values cannot be written as JSON")
-
-
-def _finite_or_null(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """NaN and infinities become null: JSON has no way to write them."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    for index, field in enumerate(batch.schema):
-        if pa.types.is_floating(field.type):
-            column = batch.column(index)
-            finite = pc.is_finite(column)
-            if not pc.all(finite).as_py():
-                fixed = pc.if_else(finite, column, pa.scalar(None, field.type))
-                batch = batch.set_column(index, field, fixed)
-    return batch
-
-
-class _JsonLinesFile(FileWriter):
-    """One JSON Lines file, through a (compressing) output stream."""
-
-    def __init__(self, *, final: Path, temp: Path, shown: str) -> None:
-        import pyarrow as pa
-
-        super().__init__(final=final, temp=temp, shown=shown)
-        # the codec follows the final name: the temporary name ends in .tmp
-        self.codec = compression_of(final)
-        self.stream: pa.NativeFile | None = pa.output_stream(str(temp), compression=self.codec)
-
-    def append(self, batch: pa.RecordBatch) -> None:
-        """Encode the batch's rows and write them in one call."""
-        if self.stream is None:
-            raise FatalError(f"JSONL file {self.shown}: write after the file was closed")
-        try:
-            lines = [
-                json.dumps(
-                    row,
-                    default=_json_value,
-                    ensure_ascii=False,
-                    allow_nan=False,
-                    separators=(",", ":"),
-                )
-                for row in _finite_or_null(batch).to_pylist()
-            ]
-        except (TypeError, ValueError) as exc:
-            raise FatalError(f"JSONL file {self.shown}: a row cannot be written: {exc}") from exc
-        if lines:
-            self.stream.write(("\n".join(lines) + "\n").encode())
-
-    def finish(self) -> None:
-        """Flush and close the stream (writes the compression trailer)."""
-        if self.stream is not None:
-            stream, self.stream = self.stream, None
-            stream.close()
-
-    def abort(self) -> None:
-        """Close the stream."""
-        self.finish()
-
-    def rows_in(self, path: Path) -> int:
-        """Lines of the file, decompressed (a row is one line: JSON escapes newlines)."""
-        import pyarrow as pa
-
-        lines = 0
-        with pa.input_stream(str(path), compression=self.codec) as stream:
-            while chunk := stream.read(1 << 20):
-                lines += chunk.count(b"\n")
-        return lines
-
-
 class JsonLinesLoader(FileLoader):
     """One JSON object per row and line, UTF-8; compressed when the path ends in .gz/.zst/.bz2.
 
@@ -369,73 +250,7 @@ class JsonLinesLoader(FileLoader):
 
     def begin(self, *, final: Path, temp: Path, shown: str) -> FileWriter:
         """Open the (compressing) output stream."""
-        return _JsonLinesFile(final=final, temp=temp, shown=shown)
-
-
-class _ParquetFile(FileWriter):
-    """One Parquet file whose schema is its first batch's."""
-
-    def __init__(self, *, final: Path, temp: Path, shown: str, compression: str) -> None:
-        super().__init__(final=final, temp=temp, shown=shown)
-        self.compression = compression
-        self.writer: Any = None
-        self.schema: pa.Schema | None = None
-
-    def _start(self, schema: pa.Schema) -> pa.Schema:
-        import pyarrow.parquet as pq
-
-        self.writer = pq.ParquetWriter(str(self.temp), schema, compression=self.compression)
-        self.schema = schema
-        return schema
-
-    def append(self, batch: pa.RecordBatch) -> None:
-        """Write the batch as a row group, cast to the file's schema."""
-        import pyarrow as pa
-
-        schema = self.schema if self.schema is not None else self._start(batch.schema)
-        if not batch.schema.equals(schema):
-            names, wanted = batch.schema.names, schema.names
-            if sorted(names) != sorted(wanted):
-                missing = [n for n in wanted if n not in names]
-                extra = [n for n in names if n not in wanted]
-                raise FatalError(
-                    f"Parquet file {self.shown}: a batch's columns differ from the first "
-                    f"batch's (missing: {', '.join(missing) or '-'}; "
-                    f"unexpected: {', '.join(extra) or '-'})"
-                )
-            try:
-                batch = batch.select(wanted).cast(schema)
-            except pa.ArrowException as exc:
-                raise FatalError(
-                    f"Parquet file {self.shown}: a batch does not fit the first batch's "
-                    f"types: {exc}"
-                ) from exc
-        self.writer.write_batch(batch)
-
-    def finish(self) -> None:
-        """Write the footer (a file without columns when no batch came)."""
-        import pyarrow as pa
-
-        if self.writer is None:
-            self._start(pa.schema([]))
-        writer, self.writer = self.writer, None
-        writer.close()
-
-    def abort(self) -> None:
-        """Close the writer, if any; the file is deleted by the caller."""
-        writer, self.writer = self.writer, None
-        if writer is not None:
-            writer.close()
-
-    def rows_in(self, path: Path) -> int:
-        """Rows in the file's footer."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        try:
-            return int(pq.read_metadata(str(path)).num_rows)
-        except pa.ArrowException as exc:
-            raise OSError(f"the finished file cannot be read back: {exc}") from exc
+        return JsonLinesFile(final=final, temp=temp, shown=shown)
 
 
 class ParquetLoader(FileLoader):
@@ -458,7 +273,7 @@ class ParquetLoader(FileLoader):
 
     def begin(self, *, final: Path, temp: Path, shown: str) -> FileWriter:
         """The writer starts with the first batch (its schema is the file's)."""
-        return _ParquetFile(final=final, temp=temp, shown=shown, compression=self.compression)
+        return ParquetFile(final=final, temp=temp, shown=shown, compression=self.compression)
 
 
 def write_jsonl(path: str | os.PathLike[str]) -> JsonLinesLoader:
