@@ -38,10 +38,10 @@ path).
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import ConfigError, FatalError, RunnerError
+from runner.tools.load._window_rows import check_in_window, window_condition
 from runner.tools.load.clickhouse import ClickHouseLoader, OnInvalid
 from runner.tools.load.staging import (
     HASH_LENGTH,
@@ -52,7 +52,7 @@ from runner.tools.load.staging import (
     sql_string,
     staging_name,
 )
-from runner.warehouse.sql import check_identifier, quote_identifier
+from runner.warehouse.sql import check_identifier
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -60,18 +60,6 @@ if TYPE_CHECKING:
     from runner.pipeline.context import RunContext
 
 _PARTITION_ID = re.compile(r"[0-9a-z_-]{1,256}")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MICROSECOND = timedelta(microseconds=1)
-# Microseconds per stored integer, per Arrow temporal unit; ns is handled apart.
-_MICROS_PER = {"s": 1_000_000, "ms": 1_000, "us": 1, "date32": 86_400_000_000, "date64": 1_000}
-
-
-def _micros(instant: datetime) -> int:
-    return (instant - _EPOCH) // _ONE_MICROSECOND
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 class ClickHouseReplaceWindow(ClickHouseLoader):
@@ -189,56 +177,8 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
         fitted = self.fit(batch, ctx)
         if fitted is None:
             return
-        self._check_window(fitted, ctx)
+        check_in_window(fitted, self.time_column, ctx.window, f"replace_window into {self.target}")
         self.insert(ctx, staging, fitted)
-
-    def _check_window(self, batch: pa.RecordBatch, ctx: RunContext) -> None:
-        """Refuse a batch with a row outside [window.start, window.end), vectorised."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        where = f"replace_window into {self.target}"
-        if self.time_column not in batch.schema.names:
-            raise ConfigError(
-                f"{where}: batches need the time column {self.time_column!r}; "
-                f"got {', '.join(batch.schema.names)}"
-            )
-        column = batch.column(self.time_column)
-        if column.null_count:
-            raise FatalError(
-                f"{where}: column {self.time_column!r} has {column.null_count} null values; "
-                f"every row needs a time inside the window [{ctx.window.start.isoformat()}, "
-                f"{ctx.window.end.isoformat()})"
-            )
-        kind = column.type
-        if pa.types.is_timestamp(kind):
-            unit: str = kind.unit
-        elif pa.types.is_date32(kind):
-            unit = "date32"
-        elif pa.types.is_date64(kind):
-            unit = "date64"
-        else:
-            raise FatalError(
-                f"{where}: column {self.time_column!r} is {kind}, not a timestamp or date; "
-                "cast it before loading"
-            )
-        start, end = _micros(ctx.window.start), _micros(ctx.window.end)
-        if unit == "ns":
-            low, high = start * 1_000, end * 1_000
-        else:  # smallest stored value at or after each bound: exact for integer values
-            low, high = _ceil_div(start, _MICROS_PER[unit]), _ceil_div(end, _MICROS_PER[unit])
-        integers = column.view(pa.int32() if unit == "date32" else pa.int64())
-        extremes = pc.min_max(integers)
-        smallest, largest = extremes["min"].as_py(), extremes["max"].as_py()
-        if smallest is None:
-            return
-        bad = smallest if smallest < low else largest if largest >= high else None
-        if bad is not None:
-            value = _readable(pa.array([bad], integers.type).view(kind)[0])
-            raise FatalError(
-                f"{where}: a row has {self.time_column} = {value}, outside the run window "
-                f"[{ctx.window.start.isoformat()}, {ctx.window.end.isoformat()})"
-            )
 
     # -- close ------------------------------------------------------------------------
 
@@ -264,53 +204,17 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
         except RunnerError as exc:  # the target is consistent; open() drops it later
             ctx.log.warning("staging table not dropped", table=staging, error=str(exc))
 
-    def _window_condition(self, ctx: RunContext) -> tuple[str, dict[str, Any]]:
-        """SQL selecting the window's rows of the target, with its bound parameters."""
-        column = quote_identifier(self.time_column, what="time column")
-        if ctx.step_state(self).get(
-            "date_column"
-        ):  # a date is in the window when its midnight (UTC) is
-            day = _MICROS_PER["date32"]
-            low = _ceil_div(_micros(ctx.window.start), day)
-            high = _ceil_div(_micros(ctx.window.end), day)
-            params: dict[str, Any] = {
-                "window_start": date(1970, 1, 1) + timedelta(days=low),
-                "window_end": date(1970, 1, 1) + timedelta(days=high),
-            }
-            kind = "Date32"
-        else:
-            params = {"window_start": ctx.window.start, "window_end": ctx.window.end}
-            kind = "DateTime64(6, 'UTC')"
-        sql = f"{column} >= {{window_start:{kind}}} AND {column} < {{window_end:{kind}}}"
-        return sql, params
-
     def _swap(self, ctx: RunContext, staging: str) -> None:
         """Replace (or drop) each partition the window covers, after checking it may."""
         wh = ctx.warehouse
         target = wh.table(self.target)
         state = ctx.step_state(self)
-        database, _, staging_name_ = staging.rpartition(".")
         where = f"replace_window into {self.target}"
-        if owner_of(ctx, database, staging_name_) != Owner.of(ctx):
-            raise FatalError(
-                f"{where}: the staging table {staging} is gone or no longer this run's; "
-                "nothing was replaced (did another run of this window run at the same time?)"
-            )
-        staged = {
-            str(pid): int(rows)
-            for pid, rows in wh.query_rows(
-                "SELECT partition_id, sum(rows) FROM system.parts WHERE active "
-                "AND database = {db:String} AND table = {t:String} GROUP BY partition_id",
-                {"db": database, "t": staging_name_},
-            )
-        }
-        inserted = int(state.get("written", 0))
-        if sum(staged.values()) != inserted:
-            raise FatalError(
-                f"{where}: the staging table holds {sum(staged.values())} rows but this run's "
-                f"inserts confirmed {inserted}; nothing was replaced"
-            )
-        in_window, params = self._window_condition(ctx)
+        staged = self._staged_partitions(ctx, staging, where)
+        inserted = sum(staged.values())
+        in_window, params = window_condition(
+            self.time_column, ctx.window, date_column=bool(state.get("date_column"))
+        )
         previous = {
             str(pid): int(rows)
             for pid, rows in wh.query_rows(
@@ -327,22 +231,7 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
         for pid in affected:
             if not _PARTITION_ID.fullmatch(pid):
                 raise FatalError(f"{where}: odd partition id {pid!r}")
-        outside = wh.query_rows(
-            f"SELECT _partition_id, count() FROM {target} WHERE _partition_id IN "
-            f"{{ids:Array(String)}} AND NOT ifNull(({in_window}), 0) GROUP BY _partition_id "
-            "ORDER BY _partition_id LIMIT 1",  # nosec B608
-            {**params, "ids": affected},
-        )
-        if outside:
-            pid, rows = outside[0]
-            raise FatalError(
-                f"{where}: partition {pid} also holds {rows} rows "
-                f"outside the window [{ctx.window.start.isoformat()}, "
-                f"{ctx.window.end.isoformat()}), which replacing it would delete; the window must "
-                f"cover whole partitions, but PARTITION BY {state['partition_key']} is coarser: "
-                f"use a key matching the schedule, e.g. PARTITION BY toDate({self.time_column}) "
-                "for daily windows"
-            )
+        self._check_whole_partitions(ctx, affected, (in_window, params), where)
         for pid in affected:
             if pid in staged:
                 wh.command(
@@ -360,6 +249,58 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
                 partition=pid,
                 rows=staged.get(pid, 0),
                 replaced_rows=previous.get(pid, 0),
+            )
+
+    def _staged_partitions(self, ctx: RunContext, staging: str, where: str) -> dict[str, int]:
+        """Rows per partition of this run's staging table, checked against its inserts."""
+        database, _, staging_name_ = staging.rpartition(".")
+        if owner_of(ctx, database, staging_name_) != Owner.of(ctx):
+            raise FatalError(
+                f"{where}: the staging table {staging} is gone or no longer this run's; "
+                "nothing was replaced (did another run of this window run at the same time?)"
+            )
+        staged = {
+            str(pid): int(rows)
+            for pid, rows in ctx.warehouse.query_rows(
+                "SELECT partition_id, sum(rows) FROM system.parts WHERE active "
+                "AND database = {db:String} AND table = {t:String} GROUP BY partition_id",
+                {"db": database, "t": staging_name_},
+            )
+        }
+        inserted = int(ctx.step_state(self).get("written", 0))
+        if sum(staged.values()) != inserted:
+            raise FatalError(
+                f"{where}: the staging table holds {sum(staged.values())} rows but this run's "
+                f"inserts confirmed {inserted}; nothing was replaced"
+            )
+        return staged
+
+    def _check_whole_partitions(
+        self,
+        ctx: RunContext,
+        affected: list[str],
+        condition: tuple[str, dict[str, Any]],
+        where: str,
+    ) -> None:
+        """Refuse when a partition to replace also holds rows outside the window."""
+        in_window, params = condition
+        target = ctx.warehouse.table(self.target)
+        key = ctx.step_state(self)["partition_key"]
+        outside = ctx.warehouse.query_rows(
+            f"SELECT _partition_id, count() FROM {target} WHERE _partition_id IN "
+            f"{{ids:Array(String)}} AND NOT ifNull(({in_window}), 0) GROUP BY _partition_id "
+            "ORDER BY _partition_id LIMIT 1",  # nosec B608
+            {**params, "ids": affected},
+        )
+        if outside:
+            pid, rows = outside[0]
+            raise FatalError(
+                f"{where}: partition {pid} also holds {rows} rows "
+                f"outside the window [{ctx.window.start.isoformat()}, "
+                f"{ctx.window.end.isoformat()}), which replacing it would delete; the window must "
+                f"cover whole partitions, but PARTITION BY {key} is coarser: "
+                f"use a key matching the schedule, e.g. PARTITION BY toDate({self.time_column}) "
+                "for daily windows"
             )
 
     def _check_not_wiped(self, ctx: RunContext, *, before: int, after: int) -> None:
@@ -382,15 +323,6 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
                 f"{self.min_fraction}); refusing to replace it. Nothing was replaced; lower "
                 "min_fraction to allow it"
             )
-
-
-def _readable(value: pa.Scalar) -> str:
-    """A temporal scalar as ISO text (nanosecond values that Python cannot hold as-is)."""
-    try:
-        python = value.as_py()
-    except (ValueError, OverflowError):
-        return str(value)
-    return python.isoformat() if isinstance(python, date) else str(python)
 
 
 def clickhouse_replace_window(
