@@ -10,8 +10,9 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, cast
 
-from runner.errors import ConfigError
+from runner.tools._options import parse_options
 from runner.tools.extract import file_csv
+from runner.tools.extract._file_options import DEFAULT_BLOCK_SIZE, CsvOptions
 from runner.tools.extract.file_archives import Entry
 from runner.tools.extract.file_blocks import (
     Count,
@@ -22,10 +23,7 @@ from runner.tools.extract.file_blocks import (
 from runner.tools.extract.file_lines import LineParser, Rejected, is_empty_line
 from runner.tools.extract.file_paths import MissingFiles, Paths
 from runner.tools.extract.file_source import (
-    DEFAULT_BLOCK_SIZE,
     MissingColumns,
-    check_block_size,
-    check_schema,
 )
 from runner.tools.extract.file_text import Place, Start, TextSource
 
@@ -59,9 +57,17 @@ class CsvSource(TextSource):
         missing_files: MissingFiles = "fail",
         missing_columns: MissingColumns = "fail",
     ) -> None:
-        import pyarrow as pa
-
-        self.schema = check_schema(schema)
+        options = parse_options(
+            CsvOptions,
+            self.name,
+            schema=schema,
+            delimiter=delimiter,
+            header=header,
+            column_types=column_types,
+            null_values=null_values,
+            block_size=block_size,
+        )
+        self.schema: pa.Schema | None = options.schema_
         super().__init__(
             paths,
             filename_column=filename_column,
@@ -70,26 +76,11 @@ class CsvSource(TextSource):
             missing_files=missing_files,
             missing_columns=missing_columns,
         )
-        if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\r\n":
-            raise ConfigError(f"delimiter must be one character, not {delimiter!r}")
-        if self.schema is not None and column_types:
-            raise ConfigError("give either schema= or column_types=, not both")
-        types = dict(column_types or {})
-        for column, dtype in types.items():
-            if not isinstance(dtype, pa.DataType):
-                raise ConfigError(
-                    f"column_types[{column!r}] must be a pyarrow type such as pa.int64(), "
-                    f"not {dtype!r}"
-                )
-        if null_values is not None and (
-            isinstance(null_values, str) or not all(isinstance(v, str) for v in null_values)
-        ):
-            raise ConfigError("null_values must be a list of strings, e.g. ['', 'NULL']")
-        self.delimiter = delimiter
-        self.header = bool(header)
-        self.column_types = types
-        self.null_values = None if null_values is None else list(null_values)
-        self.block_size = check_block_size(block_size)
+        self.delimiter = options.delimiter
+        self.header = options.header
+        self.column_types: dict[str, pa.DataType] = dict(options.column_types or {})
+        self.null_values = options.null_values
+        self.block_size = options.block_size
 
     @property
     def fixed_schema(self) -> pa.Schema | None:

@@ -8,18 +8,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from runner.tools._options import parse_options
 from runner.tools.extract import file_jsonl
+from runner.tools.extract._file_options import DEFAULT_BLOCK_SIZE, JsonLinesOptions
 from runner.tools.extract.file_blocks import (
     Count,
     json_layout,
 )
 from runner.tools.extract.file_lines import Rejected
 from runner.tools.extract.file_paths import MissingFiles, Paths
-from runner.tools.extract.file_source import (
-    DEFAULT_BLOCK_SIZE,
-    check_block_size,
-    check_schema,
-)
 from runner.tools.extract.file_text import Start, TextSource
 
 if TYPE_CHECKING:
@@ -49,7 +46,8 @@ class JsonLinesSource(TextSource):
         timezone: str | None = None,
         missing_files: MissingFiles = "fail",
     ) -> None:
-        self.schema = check_schema(schema)
+        options = parse_options(JsonLinesOptions, self.name, schema=schema, block_size=block_size)
+        self.schema: pa.Schema | None = options.schema_
         super().__init__(
             paths,
             filename_column=filename_column,
@@ -57,7 +55,7 @@ class JsonLinesSource(TextSource):
             timezone=timezone,
             missing_files=missing_files,
         )
-        self.block_size = check_block_size(block_size)
+        self.block_size = options.block_size
 
     @property
     def fixed_schema(self) -> pa.Schema | None:

@@ -10,12 +10,13 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
 from runner.errors import ConfigError
+from runner.tools._options import parse_options
+from runner.tools.extract._file_options import ParquetOptions
 from runner.tools.extract.file_archives import Entry, local_file
 from runner.tools.extract.file_paths import MissingFiles, Paths
 from runner.tools.extract.file_source import (
     FileSource,
     MissingColumns,
-    check_schema,
 )
 
 if TYPE_CHECKING:
@@ -47,17 +48,9 @@ class ParquetSource(FileSource):
         missing_files: MissingFiles = "fail",
         missing_columns: MissingColumns = "fail",
     ) -> None:
-        if columns is not None:
-            if isinstance(columns, str) or not columns:
-                raise ConfigError("columns must be a non-empty list of column names")
-            if not all(isinstance(c, str) and c for c in columns):
-                raise ConfigError("columns must be column names (non-empty strings)")
-            if len(set(columns)) != len(columns):
-                raise ConfigError(f"columns lists a column twice: {list(columns)}")
-        self.schema = check_schema(schema)
-        if self.schema is not None and columns is not None:
-            raise ConfigError("give either schema= or columns=, not both")
-        self.columns = None if columns is None else list(columns)
+        options = parse_options(ParquetOptions, self.name, columns=columns, schema=schema)
+        self.schema: pa.Schema | None = options.schema_
+        self.columns = options.columns
         super().__init__(
             paths,
             filename_column=filename_column,

@@ -22,7 +22,6 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeAlias
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from runner.errors import ConfigError, FatalError
 
@@ -189,27 +188,6 @@ def periods(window: Window, unit: Unit, zone: tzinfo) -> list[datetime]:
             else:
                 year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return [datetime.combine(day, time(), tzinfo=zone) for day in days]
-
-
-def check_zone(timezone: str | None) -> tzinfo:
-    """The zone periods are taken in: UTC unless named."""
-    if timezone is None:
-        return UTC
-    if not isinstance(timezone, str):
-        raise ConfigError(f"timezone must be an IANA zone name, not {timezone!r}")
-    try:
-        return ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(
-            f"timezone: {timezone!r} is not a known IANA zone (e.g. 'Europe/Berlin')"
-        ) from None
-
-
-def check_missing(missing_files: object) -> MissingFiles:
-    """``missing_files`` must be 'fail' or 'skip'."""
-    if missing_files not in ("fail", "skip"):
-        raise ConfigError(f"missing_files must be 'fail' or 'skip', not {missing_files!r}")
-    return "fail" if missing_files == "fail" else "skip"
 
 
 def check_patterns(paths: Paths) -> tuple[str, ...]:

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from runner.errors import ConfigError, FatalError, printable
 from runner.pipeline.steps import Extractor
+from runner.tools._options import parse_options
+from runner.tools.extract._file_options import FileOptions, zone_of
 from runner.tools.extract._file_shape import Shape, check_columns, check_filename_column, fit
 from runner.tools.extract._gather import Gather
 from runner.tools.extract._window_rows import in_window
@@ -28,12 +30,9 @@ from runner.tools.extract.file_lines import is_blank_line
 from runner.tools.extract.file_paths import (
     MissingFiles,
     Paths,
-    check_missing,
-    check_patterns,
-    check_zone,
     resolve_paths,
 )
-from runner.tools.extract.file_window import TimeFilter, check_time_column
+from runner.tools.extract.file_window import TimeFilter
 from runner.tools.extract.source_records import RecordNumbers, SourceRows
 
 if TYPE_CHECKING:
@@ -43,8 +42,6 @@ if TYPE_CHECKING:
 
 MissingColumns = Literal["fail", "null"]
 
-#: Bytes parsed at a time by the CSV and JSON readers; bounds memory per file.
-DEFAULT_BLOCK_SIZE = 4 << 20
 
 # pyarrow reports an empty input with these messages; such a file just has no rows.
 _EMPTY_INPUT = ("Empty CSV file", "Empty JSON stream")
@@ -94,20 +91,24 @@ class FileSource(Extractor):
         missing_files: MissingFiles = "fail",
         missing_columns: MissingColumns = "fail",
     ) -> None:
-        self.patterns = check_patterns(paths)
-        if filename_column is not None and not (
-            isinstance(filename_column, str) and filename_column
-        ):
-            raise ConfigError("filename_column must be a non-empty column name or None")
-        self.filename_column = filename_column
-        self.time_column = check_time_column(time_column)
+        options = parse_options(
+            FileOptions,
+            self.name,
+            paths=paths,
+            filename_column=filename_column,
+            time_column=time_column,
+            timezone=timezone,
+            missing_files=missing_files,
+            missing_columns=missing_columns,
+        )
+        self.patterns = options.paths
+        self.filename_column = options.filename_column
+        self.time_column = options.time_column
         self.time_filter = TimeFilter(self.time_column) if self.time_column else None
-        self.timezone = timezone
-        self.zone = check_zone(timezone)
-        self.missing_files = check_missing(missing_files)
-        if missing_columns not in ("fail", "null"):
-            raise ConfigError(f"missing_columns must be 'fail' or 'null', not {missing_columns!r}")
-        self.missing_columns: MissingColumns = missing_columns
+        self.timezone = options.timezone
+        self.zone = zone_of(options.timezone)
+        self.missing_files: MissingFiles = options.missing_files
+        self.missing_columns: MissingColumns = options.missing_columns
         fixed = self.fixed_schema
         if filename_column is not None and fixed is not None and filename_column in fixed.names:
             raise ConfigError(
@@ -322,17 +323,3 @@ class FileSource(Extractor):
 def _not_utf8(exc: UnicodeDecodeError) -> str:
     byte = exc.object[exc.start : exc.start + 1].hex()
     return f"holds text that is not valid UTF-8 (byte 0x{byte}: {exc.reason})"
-
-
-def check_schema(schema: object) -> pa.Schema | None:
-    import pyarrow as pa
-
-    if schema is not None and not isinstance(schema, pa.Schema):
-        raise ConfigError(f"schema must be a pyarrow.Schema, not {type(schema).__name__}")
-    return schema
-
-
-def check_block_size(block_size: int) -> int:
-    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-        raise ConfigError(f"block_size must be a positive number of bytes, not {block_size!r}")
-    return block_size

@@ -20,6 +20,7 @@ from functools import partial
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from runner.errors import printable
+from runner.tools.extract._file_options import DEFAULT_BLOCK_SIZE
 from runner.tools.extract.file_ahead import Outcome, ParseAhead, parsed
 from runner.tools.extract.file_archives import open_stream
 from runner.tools.extract.file_blocks import (
@@ -31,7 +32,6 @@ from runner.tools.extract.file_blocks import (
 )
 from runner.tools.extract.file_lines import Line, LineParser, Rejected, recover
 from runner.tools.extract.file_source import (
-    DEFAULT_BLOCK_SIZE,
     FileSource,
     Piece,
     Reading,

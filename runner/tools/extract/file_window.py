@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import ConfigError
-
 if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -29,15 +27,6 @@ _MICROS = 1_000_000
 # ticks of a timestamp unit per second, as (numerator, denominator)
 _PER_SECOND = {"s": (1, 1), "ms": (1000, 1), "us": (_MICROS, 1), "ns": (1_000_000_000, 1)}
 _DAY = (1, 86_400)
-
-
-def check_time_column(column: object) -> str | None:
-    """``time_column`` must be a column name or None."""
-    if column is None:
-        return None
-    if not isinstance(column, str) or not column:
-        raise ConfigError(f"time_column must be a column name, not {column!r}")
-    return column
 
 
 def _micros(instant: datetime) -> int:

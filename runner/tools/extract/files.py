@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner.tools.extract._csv_source import CsvSource
+from runner.tools.extract._file_options import DEFAULT_BLOCK_SIZE
 from runner.tools.extract._jsonl_source import JsonLinesSource
 from runner.tools.extract._parquet_source import ParquetSource
 from runner.tools.extract.file_paths import MissingFiles, Paths
 from runner.tools.extract.file_source import (
-    DEFAULT_BLOCK_SIZE,
     FileSource,
     MissingColumns,
 )
