@@ -189,7 +189,10 @@ def test_absolute_path_and_literal_braces(tmp_path, make_context):
         (lambda: write_parquet("out/{pipeline.jsonl"), "literal brace"),
         (lambda: write_parquet("out/"), "must name a file"),
         (lambda: write_parquet(42), "must be a file path"),
-        (lambda: write_parquet("x.parquet", compression="zip"), "compression must be one of"),
+        (
+            lambda: write_parquet("x.parquet", compression="zip"),
+            "write_parquet: compression: must be one of",
+        ),
     ],
 )
 def test_bad_arguments_are_config_errors_at_declaration(build, message):

@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from runner.errors import ConfigError, FatalError
 from runner.pipeline.context import QUARANTINE_TABLE
 from runner.pipeline.steps import Loader
+from runner.tools._options import parse_options
+from runner.tools.load._options import ClickHouseOptions
 from runner.tools.load.conform import Column, conform, read_columns
 from runner.tools.load.inserts import Inserts
 from runner.warehouse.sql import check_identifier
 
-MAX_INSERT_THREADS = 16
 OnInvalid = Literal["fail", "quarantine"]
-ON_INVALID = ("fail", "quarantine")
 _SHOWN_REJECTS = 3
 
 if TYPE_CHECKING:
@@ -70,23 +70,16 @@ class ClickHouseLoader(Loader):
         on_invalid: OnInvalid = "fail",
     ) -> None:
         self.database, self.table = _split_table(table)
-        self.deduplicate = deduplicate
-        if on_invalid not in ON_INVALID:
-            raise ConfigError(
-                f"{self.step_name}({self.target}): on_invalid must be 'fail' or 'quarantine', "
-                f"not {on_invalid!r}"
-            )
-        self.on_invalid = on_invalid
-        if insert_threads is not None and (
-            isinstance(insert_threads, bool)
-            or not isinstance(insert_threads, int)
-            or not 1 <= insert_threads <= MAX_INSERT_THREADS
-        ):
-            raise ConfigError(
-                f"{self.step_name}({self.target}): insert_threads must be a whole number "
-                f"from 1 to {MAX_INSERT_THREADS}, not {insert_threads!r}"
-            )
-        self.insert_threads = insert_threads
+        options = parse_options(
+            ClickHouseOptions,
+            f"{self.step_name}({self.target})",
+            deduplicate=deduplicate,
+            insert_threads=insert_threads,
+            on_invalid=on_invalid,
+        )
+        self.deduplicate = options.deduplicate
+        self.on_invalid: OnInvalid = options.on_invalid
+        self.insert_threads = options.insert_threads
 
     @property
     def target(self) -> str:

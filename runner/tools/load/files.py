@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 from runner.errors import ConfigError, FatalError
 from runner.pipeline.steps import Loader
+from runner.tools._options import parse_options
+from runner.tools.load._options import ParquetOptions
 from runner.tools.load._writers import FileWriter, JsonLinesFile, ParquetFile, fsync
 
 if TYPE_CHECKING:
@@ -49,7 +51,6 @@ __all__ = [
 
 PLACEHOLDERS = ("pipeline", "run_id", "window_start", "window_end")
 WINDOW_FORMAT = "%Y%m%dT%H%M%S"
-PARQUET_COMPRESSIONS = ("none", "snappy", "gzip", "brotli", "lz4", "zstd")
 
 
 def _check_template(path: str | os.PathLike[str]) -> str:
@@ -265,11 +266,8 @@ class ParquetLoader(FileLoader):
 
     def __init__(self, path: str | os.PathLike[str], *, compression: str = "zstd") -> None:
         super().__init__(path)
-        if not isinstance(compression, str) or compression.lower() not in PARQUET_COMPRESSIONS:
-            raise ConfigError(
-                f"compression must be one of {', '.join(PARQUET_COMPRESSIONS)}, not {compression!r}"
-            )
-        self.compression = compression.lower()
+        options = parse_options(ParquetOptions, self.name, compression=compression)
+        self.compression = options.compression
 
     def begin(self, *, final: Path, temp: Path, shown: str) -> FileWriter:
         """The writer starts with the first batch (its schema is the file's)."""

@@ -41,6 +41,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import ConfigError, FatalError, RunnerError
+from runner.tools._options import parse_options
+from runner.tools.load._options import ReplaceWindowOptions
 from runner.tools.load._window_rows import check_in_window, window_condition
 from runner.tools.load.clickhouse import ClickHouseLoader, OnInvalid
 from runner.tools.load.staging import (
@@ -82,22 +84,17 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
         super().__init__(
             table, deduplicate=deduplicate, insert_threads=insert_threads, on_invalid=on_invalid
         )
-        self.time_column = check_identifier(time_column, what="time column")
+        options = parse_options(
+            ReplaceWindowOptions,
+            f"{self.step_name}({self.target})",
+            time_column=time_column,
+            allow_empty=allow_empty,
+            min_fraction=min_fraction,
+        )
+        self.time_column = options.time_column
         check_identifier(self.table + STAGING_MARK + "0" * HASH_LENGTH, what="staging table name")
-        if not isinstance(allow_empty, bool):
-            raise ConfigError(f"{self.describe()}: allow_empty must be True or False")
-        if min_fraction is not None and (
-            isinstance(min_fraction, bool)
-            or not isinstance(min_fraction, int | float)
-            or not 0 < min_fraction <= 1
-        ):
-            raise ConfigError(
-                f"{self.describe()}: min_fraction must be a number above 0 and at most 1 "
-                f"(e.g. 0.5: refuse to replace a window by less than half its rows), "
-                f"not {min_fraction!r}"
-            )
-        self.allow_empty = allow_empty
-        self.min_fraction = None if min_fraction is None else float(min_fraction)
+        self.allow_empty = options.allow_empty
+        self.min_fraction = options.min_fraction
 
     def describe(self) -> str:
         """E.g. ``replace_window(events by ts)``."""
