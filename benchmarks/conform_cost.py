@@ -1,7 +1,7 @@
 """What fitting batches to the table costs: ``conform`` on 1M-row batches against the insert.
 
 The ClickHouse loaders check every batch against the target's column types before
-inserting it (runner/tools/load/conform.py).  This measures that check on 1M-row batches
+inserting it (runner/tools/load/_conform.py).  This measures that check on 1M-row batches
 of the benchmark data, next to the insert of the same batch into the same table on the
 embedded engine (the reference, measured in the same process):
 
@@ -79,7 +79,7 @@ def measure(rows: int, repeat: int) -> list[dict[str, Any]]:
     import pyarrow.csv as pcsv
 
     from runner.settings import Settings
-    from runner.tools.load.conform import conform, read_columns
+    from runner.tools.load._conform import conform, read_columns
     from runner.warehouse.client import Warehouse
 
     workdir = Path(tempfile.mkdtemp(prefix="conform-bench-"))

@@ -138,11 +138,7 @@ def build_backfill_job(
     those kubectl sets plus the range and window count.  No ownerReference (see above).
     """
     _check_arguments(pipeline, windows, parallelism, backfill_id, backoff_limit_per_index)
-    if max_failed_indexes is not None and not 0 <= max_failed_indexes <= len(windows):
-        raise ConfigError(
-            f"max failed indexes must be between 0 and the number of windows "
-            f"({len(windows)}), not {max_failed_indexes}"
-        )
+    _check_max_failed(max_failed_indexes, windows)
     where = f"CronJob {name_of(cronjob)}"
     owner = labels_of(cronjob).get(PIPELINE_LABEL)
     if owner is not None and owner != pipeline:
@@ -152,15 +148,11 @@ def build_backfill_job(
     windows_json = _windows_json(windows)
 
     spec.pop("backoffLimit", None)
-    run_deadline = _window_deadline(cronjob, spec.pop("activeDeadlineSeconds", None), where)
+    run_deadline = _window_deadline(cronjob, spec.get("activeDeadlineSeconds"), where)
     if active_deadline_seconds is None:
         waves = -(-len(windows) // parallelism)
         active_deadline_seconds = run_deadline * waves * (backoff_limit_per_index + 1)
-    if active_deadline_seconds < 1:
-        raise ConfigError(
-            f"a backfill's deadline must be 1 s or more, not {active_deadline_seconds}"
-        )
-    spec["activeDeadlineSeconds"] = active_deadline_seconds
+    spec["activeDeadlineSeconds"] = _positive_deadline(active_deadline_seconds)
     spec["completionMode"] = "Indexed"
     spec["completions"] = len(windows)
     spec["parallelism"] = parallelism
@@ -285,6 +277,20 @@ def _mapping(parent: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"{where} has no {key} object")
     return value
+
+
+def _check_max_failed(max_failed_indexes: int | None, windows: Sequence[Window]) -> None:
+    if max_failed_indexes is not None and not 0 <= max_failed_indexes <= len(windows):
+        raise ConfigError(
+            f"max failed indexes must be between 0 and the number of windows "
+            f"({len(windows)}), not {max_failed_indexes}"
+        )
+
+
+def _positive_deadline(seconds: int) -> int:
+    if seconds < 1:
+        raise ConfigError(f"a backfill's deadline must be 1 s or more, not {seconds}")
+    return seconds
 
 
 def _check_arguments(

@@ -9,7 +9,7 @@ options such as headers hold secrets.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
@@ -59,3 +59,20 @@ class ToolOptions(BaseModel):
         except ValidationError as exc:
             label = type(self).label or type(self).__name__
             raise ConfigError(first_problem(label, exc)) from None
+
+
+M = TypeVar("M", bound=ToolOptions)
+
+
+def parse_options(model: type[M], label: str, **values: Any) -> M:
+    """``model(**values)``, its one-line error naming the tool as ``label`` instead.
+
+    For tools whose label depends on an argument (``append(events)``: the table a loader
+    writes).  A validator that raises a ConfigError of its own (a glob's or an
+    identifier's grammar) gets the label too.
+    """
+    try:
+        return model(**values)
+    except ConfigError as exc:
+        text = str(exc).removeprefix(f"{model.label or model.__name__}: ")
+        raise type(exc)(f"{label}: {text}") from None

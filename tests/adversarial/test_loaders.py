@@ -800,16 +800,16 @@ def test_replace_window_options_are_checked_at_declaration():
     for bad in (0, 1.5, -0.1, True, "half"):
         with pytest.raises(
             ConfigError,
-            match=r"replace_window\(t\): min_fraction: (must be a number above 0|input should be a valid number)",
+            match=r"replace_window\(t\): min_fraction: (must be a number above 0|Input should be a valid number)",
         ):
             clickhouse_replace_window("t", time_column="ts", min_fraction=bad)
     with pytest.raises(
-        ConfigError, match=r"allow_empty: input should be a valid boolean, not 'yes'"
+        ConfigError, match=r"replace_window\(t\): allow_empty: Input should be a valid boolean"
     ):
         clickhouse_replace_window("t", time_column="ts", allow_empty="yes")
     with pytest.raises(
         ConfigError,
-        match=r"append\(t\): on_invalid: input should be 'fail' or 'quarantine', not 'skip'",
+        match=r"append\(t\): on_invalid: Input should be 'fail' or 'quarantine'",
     ):
         clickhouse_append("t", on_invalid="skip")
 

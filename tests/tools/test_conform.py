@@ -1,10 +1,10 @@
-"""Reading ClickHouse column types into the checks of runner.tools.load.conform (chDB)."""
+"""Reading ClickHouse column types into the checks of runner.tools.load._conform (chDB)."""
 
 import pyarrow as pa
 import pytest
 
 from runner.errors import ConfigError
-from runner.tools.load.conform import (
+from runner.tools.load._conform import (
     Column,
     DecimalRule,
     EngineRanges,

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from runner.errors import FatalError
-from runner.tools.extract.file_archives import SUPPORTED
+from runner.tools.extract._file_archives import SUPPORTED
 from runner.tools.extract.files import read_csv, read_jsonl, read_parquet
 
 CSV = b"id,name\n1,a\n2,b\n"

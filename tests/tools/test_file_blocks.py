@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.tools.extract.file_blocks import (
+from runner.tools.extract._file_blocks import (
     LineTooLong,
     csv_layout,
     cut_blocks,

@@ -400,7 +400,10 @@ def test_filename_column_clashing_with_a_file_column_fails(workdir, make_context
         (lambda: read_csv("data/**.csv"), "whole path part"),
         (lambda: read_csv("a.csv", delimiter=";;"), "delimiter"),
         (lambda: read_csv("a.csv", schema={"a": "int"}), "pyarrow.Schema"),
-        (lambda: read_csv("a.csv", column_types={"a": "int"}), r"column_types\['a'\]"),
+        (
+            lambda: read_csv("a.csv", column_types={"a": "int"}),
+            r"read_csv: column_types\.a: must be a pyarrow type",
+        ),
         (lambda: read_csv("a.csv", null_values="NULL"), "null_values"),
         (
             lambda: read_csv(

@@ -7,7 +7,7 @@ import random
 import pyarrow as pa
 import pytest
 
-from runner.tools.extract.file_lines import (
+from runner.tools.extract._file_lines import (
     is_blank_line,
     is_empty_line,
     numbered_lines,

@@ -13,8 +13,8 @@ import pytest
 
 from runner.errors import ConfigError, FatalError
 from runner.pipeline.windows import Window
-from runner.tools.extract import file_source
-from runner.tools.extract.file_paths import Template, Unit
+from runner.tools.extract import _file_source as file_source
+from runner.tools.extract._file_paths import Template, Unit
 from runner.tools.extract.files import read_csv, read_jsonl, read_parquet
 
 

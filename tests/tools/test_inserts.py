@@ -142,6 +142,6 @@ def test_upsert_keeps_its_inserts_in_order(warehouse, make_context, runner_setti
 def test_insert_threads_is_checked_at_declaration(threads):
     with pytest.raises(
         ConfigError,
-        match=r"append\(events\): insert_threads: input should be (a valid integer|greater|less)",
+        match=r"append\(events\): insert_threads: Input should be (a valid integer|greater|less)",
     ):
         clickhouse_append("events", insert_threads=threads)

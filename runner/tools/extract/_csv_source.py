@@ -10,22 +10,22 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, cast
 
-from runner.tools._options import parse_options
-from runner.tools.extract import file_csv
-from runner.tools.extract._file_options import DEFAULT_BLOCK_SIZE, CsvOptions
-from runner.tools.extract.file_archives import Entry
-from runner.tools.extract.file_blocks import (
+from runner.tools.extract import _file_csv
+from runner.tools.extract._file_archives import Entry
+from runner.tools.extract._file_blocks import (
     Count,
     csv_layout,
     split_header,
     unbalanced_line,
 )
-from runner.tools.extract.file_lines import LineParser, Rejected, is_empty_line
-from runner.tools.extract.file_paths import MissingFiles, Paths
-from runner.tools.extract.file_source import (
+from runner.tools.extract._file_lines import LineParser, Rejected, is_empty_line
+from runner.tools.extract._file_options import DEFAULT_BLOCK_SIZE, CsvOptions
+from runner.tools.extract._file_paths import MissingFiles, Paths
+from runner.tools.extract._file_source import (
     MissingColumns,
 )
-from runner.tools.extract.file_text import Place, Start, TextSource
+from runner.tools.extract._file_text import Place, Start, TextSource
+from runner.tools.options import parse_options
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -104,9 +104,9 @@ class CsvSource(TextSource):
         return types
 
     def _nulls(self) -> tuple[list[str], bool]:
-        """The null markers, and whether they apply to text columns (see ``file_csv``)."""
+        """The null markers, and whether they apply to text columns (see ``_file_csv``)."""
         if self.null_values is None:
-            return file_csv.default_null_markers(), False
+            return _file_csv.default_null_markers(), False
         return self.null_values, True
 
     def start(self, first: bytes, target: pa.Schema | None) -> Start | None:
@@ -119,7 +119,7 @@ class CsvSource(TextSource):
             line, lines, rest = split_header(first)
             if line is None:
                 return None
-            names = file_csv.read_header(
+            names = _file_csv.read_header(
                 line,
                 self.delimiter,
                 include=self.schema.names if self.schema is not None else None,
@@ -130,7 +130,7 @@ class CsvSource(TextSource):
         elif self.schema is not None:
             names = self.schema.names
         null_values, text_too = self._nulls()
-        parser = file_csv.CsvLineParser(
+        parser = _file_csv.CsvLineParser(
             names=names,
             types=self._types(target),
             include=self.schema.names if self.schema is not None else None,
@@ -156,7 +156,7 @@ class CsvSource(TextSource):
 
         if not known:
             try:
-                rows = cast("file_csv.CsvLineParser", parser).rows_as_text(data)
+                rows = cast("_file_csv.CsvLineParser", parser).rows_as_text(data)
             except pa.ArrowException:
                 return None
             if csv_layout(data, rows) is not None:
@@ -170,7 +170,7 @@ class CsvSource(TextSource):
 
     def finish_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         r"""``\N`` in text columns as null, unless ``null_values`` says otherwise."""
-        return file_csv.text_markers_to_null(batch) if self.null_values is None else batch
+        return _file_csv.text_markers_to_null(batch) if self.null_values is None else batch
 
     def check_batch(self, batch: pa.RecordBatch) -> tuple[int | None, str] | None:
         """Refuse a value holding a line break (an unbalanced quote).
@@ -205,14 +205,14 @@ class CsvSource(TextSource):
 
     def is_row_error(self, exc: Exception) -> bool:
         """Conversion errors and rows with another number of columns."""
-        return file_csv.is_row_error(exc)
+        return _file_csv.is_row_error(exc)
 
     def row_hint(self, rejected: Rejected) -> str:
         """For a value that does not convert: the option to change (never one given)."""
         why = rejected.why
         if why.column is None or why.value is None:
             return ""
-        return file_csv.conversion_hint(
+        return _file_csv.conversion_hint(
             why.column,
             why.value,
             schema_given=self.schema is not None,

@@ -1,8 +1,8 @@
 """The options of ``read_csv``, ``read_jsonl`` and ``read_parquet``, as pydantic models.
 
-Checked once, at declaration (see :mod:`runner.tools._options` for how a problem reads).
+Checked once, at declaration (see :mod:`runner.tools.options` for how a problem reads).
 What depends on the class of source (a time column among the columns read, a file-name
-column clashing with the schema) stays in :class:`~runner.tools.extract.file_source.FileSource`.
+column clashing with the schema) stays in :class:`~runner.tools.extract._file_source.FileSource`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from runner.tools._options import ToolOptions
-from runner.tools.extract.file_paths import Paths, check_patterns
+from runner.tools.extract._file_paths import Paths, check_patterns
+from runner.tools.options import ToolOptions
 
 __all__ = ["CsvOptions", "FileOptions", "JsonLinesOptions", "ParquetOptions", "zone_of"]
 

@@ -1,6 +1,6 @@
 """One schema for every batch of a run: checking a file's columns, fitting its batches.
 
-Part of :mod:`runner.tools.extract.file_source`; functions of the source they check.
+Part of :mod:`runner.tools.extract._file_source`; functions of the source they check.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from runner.errors import FatalError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from runner.tools.extract.file_source import FileSource
+    from runner.tools.extract._file_source import FileSource
 
 __all__ = ["Shape", "check_columns", "check_filename_column", "fit"]
 

@@ -8,16 +8,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from runner.tools._options import parse_options
-from runner.tools.extract import file_jsonl
-from runner.tools.extract._file_options import DEFAULT_BLOCK_SIZE, JsonLinesOptions
-from runner.tools.extract.file_blocks import (
+from runner.tools.extract import _file_jsonl
+from runner.tools.extract._file_blocks import (
     Count,
     json_layout,
 )
-from runner.tools.extract.file_lines import Rejected
-from runner.tools.extract.file_paths import MissingFiles, Paths
-from runner.tools.extract.file_text import Start, TextSource
+from runner.tools.extract._file_lines import Rejected
+from runner.tools.extract._file_options import DEFAULT_BLOCK_SIZE, JsonLinesOptions
+from runner.tools.extract._file_paths import MissingFiles, Paths
+from runner.tools.extract._file_text import Start, TextSource
+from runner.tools.options import parse_options
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -69,7 +69,7 @@ class JsonLinesSource(TextSource):
 
     def start(self, first: bytes, target: pa.Schema | None) -> Start:
         """Parse into the run's schema; keys beyond a given schema are ignored."""
-        parser = file_jsonl.JsonLineParser(target, ignore_unexpected=self.schema is not None)
+        parser = _file_jsonl.JsonLineParser(target, ignore_unexpected=self.schema is not None)
         return Start(parser, first, Count(0, 0))
 
     def layout(self, data: bytes, rows: int) -> Count | None:
@@ -88,7 +88,7 @@ class JsonLinesSource(TextSource):
 
     def is_row_error(self, exc: Exception) -> bool:
         """Parse errors, type changes and conversion errors of one row."""
-        return file_jsonl.is_row_error(exc)
+        return _file_jsonl.is_row_error(exc)
 
     def source_records(
         self, ctx: RunContext, rows: Sequence[int], held: pa.RecordBatch

@@ -10,14 +10,14 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
 from runner.errors import ConfigError
-from runner.tools._options import parse_options
+from runner.tools.extract._file_archives import Entry, local_file
 from runner.tools.extract._file_options import ParquetOptions
-from runner.tools.extract.file_archives import Entry, local_file
-from runner.tools.extract.file_paths import MissingFiles, Paths
-from runner.tools.extract.file_source import (
+from runner.tools.extract._file_paths import MissingFiles, Paths
+from runner.tools.extract._file_source import (
     FileSource,
     MissingColumns,
 )
+from runner.tools.options import parse_options
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -1,7 +1,7 @@
 """Keeping the rows of the run's window (``time_column=``), rejecting rows without a time.
 
-Part of :mod:`runner.tools.extract.file_source`; the time arithmetic is
-:mod:`runner.tools.extract.file_window`.
+Part of :mod:`runner.tools.extract._file_source`; the time arithmetic is
+:mod:`runner.tools.extract._file_window`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from runner.tools.extract.source_records import RecordNumbers, number_at
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from runner.tools.extract.file_source import FileSource, Piece, Reading
+    from runner.tools.extract._file_source import FileSource, Piece, Reading
 
 __all__ = ["dropped", "in_window", "kept_numbers"]
 

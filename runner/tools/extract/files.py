@@ -2,10 +2,10 @@
 
 Which files: paths and glob patterns (``data/*.csv``, ``data/**/*.jsonl.gz``) and window
 templates (``data/{window_start:%Y/%m/%d}/*.csv``), resolved when the run starts,
-relative to the working directory of the process (see ``file_paths``).  Each pattern's
+relative to the working directory of the process (see ``_file_paths``).  Each pattern's
 matches are read in sorted order, patterns in the order given; a file matched twice is
 read once.  Compression and zip archives are recognised by their first bytes (see
-``file_archives``).
+``_file_archives``).
 
 Every batch of one run has the same schema: the given one, or the one of the first file
 that has rows (for Parquet, which states its schema, simply the first file).  Later
@@ -14,10 +14,10 @@ whose columns do not fit fails the run with its name in the message, because sil
 mixing shapes would load wrong data.
 
 A row that does not fit (a value of the wrong type, a broken line) makes the text
-readers re-read the rest of that file line by line (see ``file_lines``): the rows that
+readers re-read the rest of that file line by line (see ``_file_lines``): the rows that
 fit go on, the others are rejected through ``ctx.reject`` (quarantined when the flow has
 a ``validate(on_error="skip")`` step, otherwise the run fails naming file, line and
-field).  ``time_column=`` keeps only the rows of the run's window (see ``file_window``).
+field).  ``time_column=`` keeps only the rows of the run's window (see ``_file_window``).
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING
 
 from runner.tools.extract._csv_source import CsvSource
 from runner.tools.extract._file_options import DEFAULT_BLOCK_SIZE
-from runner.tools.extract._jsonl_source import JsonLinesSource
-from runner.tools.extract._parquet_source import ParquetSource
-from runner.tools.extract.file_paths import MissingFiles, Paths
-from runner.tools.extract.file_source import (
+from runner.tools.extract._file_paths import MissingFiles, Paths
+from runner.tools.extract._file_source import (
     FileSource,
     MissingColumns,
 )
+from runner.tools.extract._jsonl_source import JsonLinesSource
+from runner.tools.extract._parquet_source import ParquetSource
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -13,7 +13,7 @@ only when it is proven to be the row's own:
 
 * every line before it, and the line itself, holds exactly one JSON value, except lines
   the reader rejected.  The reader itself rejects a line holding two values or part of
-  one (``file_blocks``), so this holds for any file it read; it is checked again here
+  one (``_file_blocks``), so this holds for any file it read; it is checked again here
   because the numbers come from another reading of the file;
 * the file is unchanged since the reader opened it (size, modification time, inode),
   and the line, parsed again as the reader parses, gives exactly the row the batch holds
@@ -40,8 +40,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from runner.tools.extract.file_archives import Entry, open_stream
-from runner.tools.extract.file_lines import Line, numbered_lines
+from runner.tools.extract._file_archives import Entry, open_stream
+from runner.tools.extract._file_lines import Line, numbered_lines
 
 if TYPE_CHECKING:
     import pyarrow as pa

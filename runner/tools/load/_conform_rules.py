@@ -1,6 +1,6 @@
 """The rule of each ClickHouse column type: which values fit, and the cast that makes them.
 
-Part of :mod:`runner.tools.load.conform` (whose docstring lists what each type accepts);
+Part of :mod:`runner.tools.load._conform` (whose docstring lists what each type accepts);
 apart so that the table reading and batch fitting there stay short.  Each rule is
 vectorised with pyarrow compute and reports bad rows as masks or per-row messages.
 """

@@ -1,4 +1,4 @@
-"""The options of the loaders, as pydantic models (see :mod:`runner.tools._options`).
+"""The options of the loaders, as pydantic models (see :mod:`runner.tools.options`).
 
 Checked once, at declaration.  The table name and a file path template keep their own
 parsers (:func:`runner.warehouse.sql.check_identifier`, ``files._check_template``): they
@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from runner.tools._options import ToolOptions
+from runner.tools.options import ToolOptions
 from runner.warehouse.sql import check_identifier
 
 __all__ = [

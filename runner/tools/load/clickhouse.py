@@ -9,10 +9,10 @@ example migrations set).
 Batches are gathered into inserts of ``RUNNER_INSERT_ROWS`` rows; append (and
 replace-window) loaders keep ``insert_threads`` of them in flight at once
 (``RUNNER_INSERT_THREADS``), upsert sends one at a time, in order (see
-:mod:`runner.tools.load.inserts`).
+:mod:`runner.tools.load._inserts`).
 
 Before a batch is gathered it is fitted to the table's column types
-(:mod:`runner.tools.load.conform`): a value the column cannot hold as it is (300 in a
+(:mod:`runner.tools.load._conform`): a value the column cannot hold as it is (300 in a
 UInt8, a date before 1970 in a Date, a null in a column that is not Nullable) fails the
 run (``on_invalid="fail"``, the default) or goes to the quarantine table with its reason
 (``on_invalid="quarantine"``); it never lands altered.
@@ -30,11 +30,20 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from runner.errors import ConfigError, FatalError
 from runner.pipeline.context import QUARANTINE_TABLE
 from runner.pipeline.steps import Loader
-from runner.tools._options import parse_options
+from runner.tools.load._conform import Column, conform, read_columns
+from runner.tools.load._inserts import Inserts
 from runner.tools.load._options import ClickHouseOptions
-from runner.tools.load.conform import Column, conform, read_columns
-from runner.tools.load.inserts import Inserts
+from runner.tools.options import parse_options
 from runner.warehouse.sql import check_identifier
+
+__all__ = [
+    "ClickHouseAppend",
+    "ClickHouseLoader",
+    "ClickHouseUpsert",
+    "OnInvalid",
+    "clickhouse_append",
+    "clickhouse_upsert",
+]
 
 OnInvalid = Literal["fail", "quarantine"]
 _SHOWN_REJECTS = 3
@@ -282,7 +291,7 @@ def clickhouse_append(
     ``insert_threads`` inserts run at once (default ``RUNNER_INSERT_THREADS``); 1 keeps
     the batches in order.  A row whose values the table's columns cannot hold as they
     are fails the run (``on_invalid="fail"``) or is stored in the quarantine table with
-    the reason (``on_invalid="quarantine"``); see :mod:`runner.tools.load.conform`.
+    the reason (``on_invalid="quarantine"``); see :mod:`runner.tools.load._conform`.
     """
     return ClickHouseAppend(
         table, deduplicate=deduplicate, insert_threads=insert_threads, on_invalid=on_invalid

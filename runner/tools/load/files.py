@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 from runner.errors import ConfigError, FatalError
 from runner.pipeline.steps import Loader
-from runner.tools._options import parse_options
 from runner.tools.load._options import ParquetOptions
 from runner.tools.load._writers import FileWriter, JsonLinesFile, ParquetFile, fsync
+from runner.tools.options import parse_options
 
 if TYPE_CHECKING:
     import pyarrow as pa

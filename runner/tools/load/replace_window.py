@@ -2,7 +2,7 @@
 
 How: rows are inserted into a staging table (``<table>__staging_<12 hex>``, one per
 run, created ``AS`` the target, so same columns, engine, partition key and settings,
-with the owning run in its COMMENT; see :mod:`runner.tools.load.staging`); when the
+with the owning run in its COMMENT; see :mod:`runner.tools.load._staging`); when the
 stream ends successfully each partition the window touches is swapped into the target
 with ``ALTER TABLE ... REPLACE PARTITION ID ... FROM <staging>``, or dropped with ``DROP
 PARTITION ID`` when the target has rows there but the new data has none.  The staging
@@ -41,11 +41,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import ConfigError, FatalError, RunnerError
-from runner.tools._options import parse_options
 from runner.tools.load._options import ReplaceWindowOptions
-from runner.tools.load._window_rows import check_in_window, window_condition
-from runner.tools.load.clickhouse import ClickHouseLoader, OnInvalid
-from runner.tools.load.staging import (
+from runner.tools.load._staging import (
     HASH_LENGTH,
     STAGING_MARK,
     Owner,
@@ -54,6 +51,9 @@ from runner.tools.load.staging import (
     sql_string,
     staging_name,
 )
+from runner.tools.load._window_rows import check_in_window, window_condition
+from runner.tools.load.clickhouse import ClickHouseLoader, OnInvalid
+from runner.tools.options import parse_options
 from runner.warehouse.sql import check_identifier
 
 if TYPE_CHECKING:
@@ -62,6 +62,9 @@ if TYPE_CHECKING:
     from runner.pipeline.context import RunContext
 
 _PARTITION_ID = re.compile(r"[0-9a-z_-]{1,256}")
+
+
+__all__ = ["ClickHouseReplaceWindow", "clickhouse_replace_window"]
 
 
 class ClickHouseReplaceWindow(ClickHouseLoader):

@@ -3,7 +3,7 @@
 JSON Lines holds one value per line.  pyarrow's JSON reader also takes two objects on
 one line, or one object spread over several lines; this parser does not: lines that
 parse together into another number of rows than there are lines fail, so the line-by-
-line reader finds the lines at fault and rejects them (see ``file_blocks``).
+line reader finds the lines at fault and rejects them (see ``_file_blocks``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from runner.tools.extract.file_blocks import json_layout
-from runner.tools.extract.file_lines import Why, short
+from runner.tools.extract._file_blocks import json_layout
+from runner.tools.extract._file_lines import Why, short
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -1,11 +1,11 @@
 """The shared part of the file readers: one run's files read into batches of one schema.
 
-:class:`FileSource` resolves the run's files (``file_paths``), opens what they hold
-(``file_archives``), checks each file's columns against the run's schema, converts its
-batches to it and keeps the rows of the window (``file_window``).  How a file becomes
+:class:`FileSource` resolves the run's files (``_file_paths``), opens what they hold
+(``_file_archives``), checks each file's columns against the run's schema, converts its
+batches to it and keeps the rows of the window (``_file_window``).  How a file becomes
 batches is the reader's: Parquet through :meth:`FileSource.open_file`, the text formats
 block by block with rows that do not fit rejected through ``ctx.reject``
-(``file_text``).  Readers with ``keeps_records`` (JSON Lines) also note each row's entry
+(``_file_text``).  Readers with ``keeps_records`` (JSON Lines) also note each row's entry
 and record number, cut with the rows, so the quarantine can store a row as its line held
 it (``source_records``).
 """
@@ -20,20 +20,20 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from runner.errors import ConfigError, FatalError, printable
 from runner.pipeline.steps import Extractor
-from runner.tools._options import parse_options
+from runner.tools.extract._file_archives import Entry, UnreadableFile, entries
+from runner.tools.extract._file_lines import is_blank_line
 from runner.tools.extract._file_options import FileOptions, zone_of
-from runner.tools.extract._file_shape import Shape, check_columns, check_filename_column, fit
-from runner.tools.extract._gather import Gather
-from runner.tools.extract._window_rows import in_window
-from runner.tools.extract.file_archives import Entry, UnreadableFile, entries
-from runner.tools.extract.file_lines import is_blank_line
-from runner.tools.extract.file_paths import (
+from runner.tools.extract._file_paths import (
     MissingFiles,
     Paths,
     resolve_paths,
 )
-from runner.tools.extract.file_window import TimeFilter
+from runner.tools.extract._file_shape import Shape, check_columns, check_filename_column, fit
+from runner.tools.extract._file_window import TimeFilter
+from runner.tools.extract._gather import Gather
+from runner.tools.extract._window_rows import in_window
 from runner.tools.extract.source_records import RecordNumbers, SourceRows
+from runner.tools.options import parse_options
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -1,11 +1,11 @@
 """Reading a text file (CSV, JSON Lines) block by block, and a block that fails line by line.
 
-A file is cut into blocks of whole lines (``file_blocks``) and each block is parsed at
+A file is cut into blocks of whole lines (``_file_blocks``) and each block is parsed at
 once by pyarrow (the fast path: about what pyarrow's own streaming reader costs).  A
 block is handed on only when its rows are proven to be one per line, so every row's
 line is known.  A block that does not parse, that holds a row the reader must not let
 through (``check_batch``), or whose rows and lines part, is read again line by line
-(``file_lines.recover``): its good lines are handed on, its bad ones rejected through
+(``_file_lines.recover``): its good lines are handed on, its bad ones rejected through
 ``ctx.reject`` with file, line and reason (quarantined with a
 ``validate(on_error="skip")`` step, otherwise the run fails naming the line).  The next
 block starts where that one ended, so no row is read twice or skipped, whatever the
@@ -20,18 +20,18 @@ from functools import partial
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from runner.errors import printable
-from runner.tools.extract._file_options import DEFAULT_BLOCK_SIZE
-from runner.tools.extract.file_ahead import Outcome, ParseAhead, parsed
-from runner.tools.extract.file_archives import open_stream
-from runner.tools.extract.file_blocks import (
+from runner.tools.extract._file_ahead import Outcome, ParseAhead, parsed
+from runner.tools.extract._file_archives import open_stream
+from runner.tools.extract._file_blocks import (
     Count,
     LineTooLong,
     block_lines,
     cut_blocks,
     line_breaks,
 )
-from runner.tools.extract.file_lines import Line, LineParser, Rejected, recover
-from runner.tools.extract.file_source import (
+from runner.tools.extract._file_lines import Line, LineParser, Rejected, recover
+from runner.tools.extract._file_options import DEFAULT_BLOCK_SIZE
+from runner.tools.extract._file_source import (
     FileSource,
     Piece,
     Reading,
@@ -72,7 +72,7 @@ class TextSource(FileSource):
 
     #: Whether a lone ``\r`` ends a line (CSV, as pyarrow's CSV reader has it).
     universal: ClassVar[bool] = False
-    #: Blocks parsed ahead on worker threads once the types are fixed (see file_ahead).
+    #: Blocks parsed ahead on worker threads once the types are fixed (see _file_ahead).
     parse_ahead: ClassVar[int] = 0
     block_size: int = DEFAULT_BLOCK_SIZE
 

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from runner.tools.extract.file_lines import BOM, Line
+from runner.tools.extract._file_lines import BOM, Line
 
 if TYPE_CHECKING:
     import numpy as np

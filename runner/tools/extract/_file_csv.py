@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from runner.tools.extract.file_lines import Why, short
+from runner.tools.extract._file_lines import Why, short
 
 if TYPE_CHECKING:
     import pyarrow as pa

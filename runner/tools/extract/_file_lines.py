@@ -1,7 +1,7 @@
 """Rows that do not fit: reading a block of a text file line by line.
 
 pyarrow parses a block of lines at once and fails the whole block on one row that does
-not parse or does not fit the schema.  Such a block (see ``file_text``) is parsed again
+not parse or does not fit the schema.  Such a block (see ``_file_text``) is parsed again
 as lines: a run of lines that fails is halved until the lines that do not fit are found
 one by one, the lines that fit are kept (in order) and the others are rejected with
 their line number and reason, through :meth:`runner.pipeline.context.RunContext.reject`

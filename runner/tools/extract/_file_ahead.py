@@ -1,7 +1,7 @@
 """Parsing the next blocks of a text file on worker threads while the reader hands one on.
 
 pyarrow's streaming JSON reader parsed blocks ahead on its thread pool; reading blocks of
-whole lines ourselves (``file_text``) would lose that and take about twice as long on two
+whole lines ourselves (``_file_text``) would lose that and take about twice as long on two
 free cores.  :class:`ParseAhead` gives it back: blocks are handed to a small pool as they
 are read and their outcomes (a table and its line count, or the parser's error) come
 back in file order.
@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from runner.tools.extract.file_blocks import Count
+from runner.tools.extract._file_blocks import Count
 
 if TYPE_CHECKING:
     import pyarrow as pa
