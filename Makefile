@@ -29,6 +29,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check runner tests pipelines benchmarks k8s docs
 	$(BIN)/ruff format --check runner tests pipelines benchmarks k8s docs
+	$(BIN)/lint-imports
 	$(BIN)/runner render --check
 
 typecheck: $(STAMP)

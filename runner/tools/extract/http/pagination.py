@@ -22,6 +22,18 @@ from runner.errors import FatalError
 from runner.tools.extract.http.redaction import redact_url
 from runner.tools.options import DottedPath, NonBlank, ToolOptions
 
+__all__ = [
+    "Cursor",
+    "NextLink",
+    "NoPagination",
+    "OffsetLimit",
+    "Page",
+    "PageNumber",
+    "Pagination",
+    "next_link",
+]
+
+
 NextRequest: TypeAlias = "dict[str, str] | str | None"
 """What a pagination style asks for next: query params on the start URL, a URL, or stop."""
 

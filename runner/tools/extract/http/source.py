@@ -41,6 +41,9 @@ if TYPE_CHECKING:
     from runner.tools.extract.http.session import HttpSession
 
 
+__all__ = ["HttpJsonSource", "http_json"]
+
+
 class HttpJsonSource(Extractor):
     """GETs a JSON API page by page and yields each page's records."""
 
