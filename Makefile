@@ -53,4 +53,4 @@ e2e: $(STAMP)
 	bash k8s/tools/e2e_kind.sh
 
 clean:
-	rm -rf $(VENV) .warehouse logs exports .coverage .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .warehouse logs exports .coverage .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
