@@ -11,15 +11,22 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from runner.errors import FatalError
-from runner.warehouse.blocks import split
-
-__all__ = ["BatchLike", "Row", "as_batch", "from_rows", "split", "to_batches"]
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 Row: TypeAlias = Mapping[str, Any]
 BatchLike: TypeAlias = "pa.RecordBatch | pa.Table | list[Row] | Row"
+
+
+def split(batch: pa.RecordBatch, max_rows: int) -> Iterator[pa.RecordBatch]:
+    """Yield zero-copy slices of ``batch`` with at most ``max_rows`` rows each."""
+    if batch.num_rows <= max_rows:
+        if batch.num_rows:
+            yield batch
+        return
+    for offset in range(0, batch.num_rows, max_rows):
+        yield batch.slice(offset, max_rows)
 
 
 def from_rows(rows: list[Row], schema: pa.Schema | None = None) -> pa.RecordBatch:

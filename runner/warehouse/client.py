@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from runner.batches import split
 from runner.errors import (
     ConfigError,
     DatabaseMissingError,
@@ -25,7 +26,6 @@ from runner.errors import (
     OutcomeUnknownError,
     WarehouseUnavailableError,
 )
-from runner.warehouse.blocks import split
 from runner.warehouse.failures import (
     answer_lost,
     broken_off,

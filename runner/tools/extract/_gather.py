@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from runner.warehouse.blocks import split
+from runner.batches import split
 
 if TYPE_CHECKING:
     import pyarrow as pa
