@@ -16,6 +16,7 @@ PUBLIC_API: dict[str, list[str]] = {
     "runner": [],
     "runner.pipeline.factory": ["etl", "el", "sequential", "parallel", "conditional"],
     "runner.pipeline.context": [],
+    "runner.pipeline.checks": ["NotNull", "Unique", "AcceptedValues", "RowCountBetween", "CustomSql"],
     "runner.pipeline.windows": [],
     "runner.tools.extract.files": ["read_csv", "read_jsonl", "read_parquet"],
     "runner.tools.extract.http": ["http_json", "PageNumber", "OffsetLimit", "Cursor", "NextLink"],
