@@ -100,6 +100,16 @@ class Settings(BaseSettings):
         default="pipeline_runner",
         description="Database of the framework's own tables (migration history, runs, state).",
     )
+    runs_ttl_days: Annotated[int, Field(ge=0, le=36500)] = Field(
+        default=365,
+        description=(
+            "Days run history and check results are kept (0: forever); applied by `runner migrate`."
+        ),
+    )
+    quarantine_ttl_days: Annotated[int, Field(ge=0, le=36500)] = Field(
+        default=90,
+        description="Days quarantined rows are kept (0: forever); applied by `runner migrate`.",
+    )
     cluster: str | None = Field(
         default=None,
         description="ClickHouse cluster name: DDL runs ON CLUSTER and history is replicated.",

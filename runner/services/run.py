@@ -45,6 +45,7 @@ from runner.log import get_logger
 from runner.pipeline.context import RunContext, RunResources, StepStats
 from runner.pipeline.windows import Window, resolve_window
 from runner.redaction import looks_secret, register_secret
+from runner.services.data_checks import run_data_checks
 from runner.services.session import PooledResources, RunSession
 from runner.signals import SignalStop, stop_on_signals
 from runner.state.watermarks import WINDOW_END_KEY, RunState, StateStore
@@ -435,6 +436,7 @@ def _execute(  # noqa: PLR0917 - private; one call site passes the run's parts
             Heartbeat(history, record, result.steps, settings.heartbeat_seconds, locks, ctx.cancel),
         ):
             pipeline.run(ctx)
+            run_data_checks(pipeline, ctx)  # after the load, before the run counts as succeeded
         _commit_state(store, name, committed, ctx.state.staged, window, run_id)
         finish("succeeded")
     except (Exception, KeyboardInterrupt, SystemExit, SignalStop) as caught:
