@@ -185,3 +185,27 @@ def test_the_body_is_scrubbed_and_cut():
     long = alert_body(outcome(error="x" * 5000))
     assert len(long["error"]) < 1100
     assert long["text"].endswith("...")
+
+
+def test_a_run_without_urls_imports_no_metrics_code(process_env):
+    probe = (
+        "import sys\n"
+        "from runner.cli.app import app\n"
+        "try:\n"
+        "    app(['run', 'fine', '--start', '2026-01-01', '--end', '2026-01-02'])\n"
+        "except SystemExit as done:\n"
+        "    assert done.code in (0, None), done.code\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith(('prometheus_client', 'runner.ops.m', 'runner.ops.a')))\n"
+        "print('LOADED', loaded)\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")}
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**clean, **process_env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "LOADED []" in result.stdout
