@@ -35,6 +35,7 @@ class Receiver:
     url: str
     statuses: list[int] = field(default_factory=lambda: [200])
     mode: str = "answer"  # answer, hang or trickle
+    body: bytes = b""  # what a successful answer carries
     requests: list[Received] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -65,9 +66,12 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                     self.wfile.flush()
                 return
             status = receiver.next_status()
+            body = receiver.body if status < 300 else b""
             self.send_response(status)
-            self.send_header("Content-Length", "0")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            self.wfile.write(body)
 
         do_GET = do_POST = do_PUT = do_DELETE = _any  # noqa: N815 - http.server names them
 

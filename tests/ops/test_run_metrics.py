@@ -40,11 +40,25 @@ WINDOW = Window(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 1, tzinfo
 GROUP = f"/metrics/job/{JOB}/pipeline/numbers/trigger/manual"
 
 
+API_PIPELINE = """
+import os
+from runner import el
+from runner.tools.extract.http import http_json
+
+pipeline = el(
+    "api",
+    extract=http_json(os.environ["TEST_API_URL"], backoff_factor=0.001, timeout=5.0),
+    load=lambda batch: None,
+)
+"""
+
+
 @pytest.fixture
 def registry(tmp_path):
     directory = tmp_path / "pipelines"
     directory.mkdir()
     (directory / "numbers_pipeline.py").write_text(PIPELINE)
+    (directory / "api_pipeline.py").write_text(API_PIPELINE)
     return Registry(directory)
 
 
@@ -142,3 +156,19 @@ def test_catch_up_windows_push_to_the_schedule_group(runner_settings, registry, 
         )
     [push] = gateway.requests
     assert push.path == f"/metrics/job/{JOB}/pipeline/numbers/trigger/schedule"
+
+
+def test_retried_transient_errors_are_counted(runner_settings, registry, warehouse, monkeypatch):
+    with running_receiver(statuses=[503, 503, 200]) as api, running_receiver() as gateway:
+        api.body = b'[{"id": 1}, {"id": 2}]'
+        monkeypatch.setenv("TEST_API_URL", f"{api.url}/items")
+        result = run_pipeline(pushing(runner_settings, gateway.url), registry, "api", window=WINDOW)
+    assert result.steps["api"].rows_loaded == 2
+    [push] = gateway.requests
+    found = samples(push.body)
+    labels = frozenset({"pipeline": "api", "trigger": "manual"}.items())
+    assert found[("pipeline_runner_last_run_retries", labels)] == 2
+    assert (
+        "pipeline_runner_schedule_interval_seconds",
+        frozenset({"pipeline": "api"}.items()),
+    ) not in found
