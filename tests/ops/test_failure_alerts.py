@@ -92,19 +92,23 @@ def test_a_failed_run_sends_exactly_one_webhook_without_secrets(process_env):
     assert "hooktoken1" not in failed.stdout + failed.stderr  # the URL is a secret too
 
 
+def exit_delay(env):
+    """Run the failing pipeline; seconds from its `run finished` line to the process's exit."""
+    result = runner(env, "run", "failing", *WINDOW, "--param", "api_token=x")
+    exited = time.time()
+    finished = datetime.fromisoformat(last_run(result.stdout)["ts"]).timestamp()
+    return result, exited - finished
+
+
 def test_a_hanging_receiver_delays_the_exit_by_its_timeout_at_most(process_env):
-    started = time.monotonic()
-    baseline = runner(process_env, "run", "failing", *WINDOW, "--param", "api_token=x")
-    baseline_seconds = time.monotonic() - started
+    baseline, baseline_delay = exit_delay(process_env)
     with running_receiver(mode="hang") as hook:
         env = {
             **process_env,
             "RUNNER_ALERT_WEBHOOK_URL": hook.url,
             "RUNNER_ALERT_TIMEOUT_SECONDS": "2",
         }
-        started = time.monotonic()
-        hung = runner(env, "run", "failing", *WINDOW, "--param", "api_token=x")
-        hung_seconds = time.monotonic() - started
+        hung, hung_delay = exit_delay(env)
         assert hook.requests  # it was reached, and never answered
     assert (baseline.returncode, hung.returncode) == (1, 1)
     assert hung.stderr == baseline.stderr.replace(
@@ -112,8 +116,9 @@ def test_a_hanging_receiver_delays_the_exit_by_its_timeout_at_most(process_env):
     )
     warnings = [json.loads(line) for line in hung.stdout.splitlines() if "alert not sent" in line]
     assert warnings, hung.stdout[-2000:]
-    # the budget (2 s) plus the join margin, plus what two process starts may differ by
-    assert hung_seconds < baseline_seconds + 2 + JOIN_MARGIN_SECONDS + 3
+    # waited for the budget (every attempt hung), then no longer than the join margin
+    # plus what interpreter shutdown and a busy machine add to the baseline
+    assert 2 <= hung_delay < 2 + JOIN_MARGIN_SECONDS + baseline_delay + 1.5
 
 
 def outcome(**overrides):
