@@ -262,7 +262,7 @@ class Settings(BaseSettings):
     def _instant(cls, value: object) -> object:
         """Read like --start: ISO 8601, UTC without offset, within what the warehouse stores."""
         from runner.errors import UsageError
-        from runner.pipeline.windows import check_storable, parse_instant
+        from runner.instants import check_storable, parse_instant
 
         try:
             if isinstance(value, str):
@@ -278,7 +278,7 @@ class Settings(BaseSettings):
     def _valid_database(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        from runner.warehouse.sql import check_identifier
+        from runner.identifiers import check_identifier
 
         try:
             return check_identifier(value, what="database")
