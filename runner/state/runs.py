@@ -233,6 +233,24 @@ class RunHistory:
         )
         return {r.pipeline: r for r in (self._record(row) for row in rows)}
 
+    def latest_finished(self, *, succeeded: bool = False) -> list[RunRecord]:
+        """The newest finished run per pipeline and trigger (only succeeded ones if asked)."""
+        where = "status = 'succeeded'" if succeeded else "status != 'running'"
+        rows = self.warehouse.query_rows(
+            f"SELECT {', '.join(COLUMNS[:-1])} FROM {self.table} FINAL WHERE {where} "  # nosec B608
+            "ORDER BY pipeline, trigger, finished_at DESC LIMIT 1 BY pipeline, trigger"
+        )
+        return [self._record(row) for row in rows]
+
+    def finished_counts(self) -> list[tuple[str, str, str, int]]:
+        """(pipeline, trigger, status, runs) of every finished run in the history."""
+        rows = self.warehouse.query_rows(
+            f"SELECT pipeline, trigger, status, count() FROM {self.table} FINAL "  # nosec B608
+            "WHERE status != 'running' GROUP BY pipeline, trigger, status "
+            "ORDER BY pipeline, trigger, status"
+        )
+        return [(str(p), str(t), str(s), int(n)) for p, t, s, n in rows]
+
     @staticmethod
     def _record(row: Any) -> RunRecord:
         values = dict(zip(COLUMNS[:-1], row, strict=True))
