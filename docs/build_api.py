@@ -16,6 +16,13 @@ PUBLIC_API: dict[str, list[str]] = {
     "runner": [],
     "runner.pipeline.factory": ["etl", "el", "sequential", "parallel", "conditional"],
     "runner.pipeline.context": [],
+    "runner.pipeline.checks": [
+        "NotNull",
+        "Unique",
+        "AcceptedValues",
+        "RowCountBetween",
+        "CustomSql",
+    ],
     "runner.pipeline.windows": [],
     "runner.extract": [
         "read_csv",

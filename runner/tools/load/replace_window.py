@@ -51,8 +51,9 @@ from runner.tools.load._staging import (
     sql_string,
     staging_name,
 )
-from runner.tools.load._window_rows import check_in_window, window_condition
+from runner.tools.load._window_check import check_in_window
 from runner.tools.load.clickhouse import ClickHouseLoader, OnInvalid
+from runner.tools.load.window_rows import time_column_is_date, window_condition
 from runner.tools.options import parse_options
 from runner.warehouse.sql import check_identifier
 
@@ -129,7 +130,9 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
             )
         state = ctx.step_state(self)  # per run: parallel windows share this loader
         state["partition_key"] = str(partition_key)
-        state["date_column"] = self._check_time_column(ctx, database, full_name)
+        state["date_column"] = time_column_is_date(
+            ctx.warehouse, database, self.table, self.time_column, what="replace_window"
+        )
         name = staging_name(self.table, ctx)
         drop_orphans(ctx, database, self.table, own=name)
         staging = wh.table(f"{database}.{name}")
@@ -144,28 +147,6 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
             wh.command(
                 f"ALTER TABLE {staging} MODIFY SETTING non_replicated_deduplication_window = 0"
             )
-
-    def _check_time_column(self, ctx: RunContext, database: str, full_name: str) -> bool:
-        """Whether the time column is a date (else a date-time); refuse anything else."""
-        rows = ctx.warehouse.query_rows(
-            "SELECT type FROM system.columns "
-            "WHERE database = {db:String} AND table = {t:String} AND name = {c:String}",
-            {"db": database, "t": self.table, "c": self.time_column},
-        )
-        if not rows:
-            raise ConfigError(
-                f"replace_window: table {full_name} has no column {self.time_column!r}"
-            )
-        column_type = str(rows[0][0])
-        bare = re.sub(r"^(?:Nullable|LowCardinality)\((.*)\)$", r"\1", column_type)
-        if bare in {"Date", "Date32"}:
-            return True
-        if bare.startswith("DateTime"):
-            return False
-        raise ConfigError(
-            f"replace_window: column {full_name}.{self.time_column} is {column_type}; "
-            "it must be a Date, Date32, DateTime or DateTime64"
-        )
 
     # -- write ------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from urllib3 import BaseHTTPResponse, PoolManager, Timeout
 from urllib3.exceptions import HTTPError, LocationValueError, SSLError
 
 from runner.errors import FatalError, InterruptedRunError, RetriableError
+from runner.ops.retries import note_retry
 from runner.tools.extract.http._body import read_capped, read_snippet
 from runner.tools.extract.http._deadlines import Watch
 from runner.tools.extract.http._redaction import Scrubber, one_line, redact_url
@@ -174,6 +175,7 @@ class HttpSession:
                 f"pass the extract_deadline={self.options.extract_deadline:g} s; a later run "
                 "retries"
             )
+        note_retry()
         self.log.warning(
             "http request retried",
             url=shown,
