@@ -10,7 +10,7 @@ schema gate is passed once, so a window costs little more than its own work.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -142,26 +142,42 @@ def run_local(
         stop_on_signals(stop, get_logger(), event="stopping the backfill between batches"),
         ThreadPoolExecutor(max_workers=parallelism) as pool,
     ):
-        pending: dict[Future[tuple[str, dict[str, Any]]], Window] = {}
-        queue = list(windows)
-        while queue or pending:
-            while queue and len(pending) < parallelism and not stop.is_set():
-                window = queue.pop(0)
-                pending[pool.submit(one, window)] = window
-            if not pending:
-                break
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                window = pending.pop(future)
-                status, steps = _outcome_of(future)
-                if status == "succeeded":
-                    outcome.succeeded.append(window)
-                elif status not in {"skipped", "cancelled"}:
-                    outcome.failed[window] = status
-                if on_window is not None:
-                    on_window(window, status, steps)
+        for window, status, steps in _as_they_end(pool, one, windows, parallelism, stop):
+            if status == "succeeded":
+                outcome.succeeded.append(window)
+            elif status not in {"skipped", "cancelled"}:
+                outcome.failed[window] = status
+            if on_window is not None:
+                on_window(window, status, steps)
     outcome.interrupted = stop.is_set()
     return outcome
+
+
+WindowRun = Callable[[Window], tuple[str, dict[str, Any]]]
+
+
+def _as_they_end(
+    pool: ThreadPoolExecutor,
+    one: WindowRun,
+    windows: list[Window],
+    parallelism: int,
+    stop: threading.Event,
+) -> Iterator[tuple[Window, str, dict[str, Any]]]:
+    """Each window's status and step stats as its run ends, ``parallelism`` at a time.
+
+    No window is started once ``stop`` is set; the ones running finish (between batches).
+    """
+    pending: dict[Future[tuple[str, dict[str, Any]]], Window] = {}
+    queue = list(windows)
+    while queue or pending:
+        while queue and len(pending) < parallelism and not stop.is_set():
+            window = queue.pop(0)
+            pending[pool.submit(one, window)] = window
+        if not pending:
+            break
+        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for future in done:
+            yield (pending.pop(future), *_outcome_of(future))
 
 
 def _outcome_of(future: Future[tuple[str, dict[str, Any]]]) -> tuple[str, dict[str, Any]]:

@@ -101,15 +101,12 @@ def run_pipeline(
     catch-up) reuse its connections and checks.  ``hooks`` plug into the run
     (runner.services.run_hooks).
     """
-    for key, value in (params or {}).items():  # `--param api_token=...` is a secret
-        if looks_secret(key):
-            register_secret(value)
     pipeline = registry.load(name)
     if dry_run:
         return plan_run(pipeline, window, at)
     shared = session or RunSession(settings, connect)
     try:
-        run = PipelineRun(
+        return PipelineRun(
             settings,
             pipeline,
             shared,
@@ -120,8 +117,7 @@ def run_pipeline(
             log_file=log_file,
             cancel=cancel,
             hooks=hooks,
-        )
-        return run.run()
+        ).run()
     finally:
         if session is None:
             shared.close()
@@ -175,6 +171,9 @@ class PipelineRun:
         self.at = at
         self.once = once
         self.params: dict[str, str] = dict(params or {})
+        for key, value in self.params.items():  # `--param api_token=...` is a secret
+            if looks_secret(key):
+                register_secret(value)
         self.log_file = log_file
         self.cancel = cancel
         self.hooks = tuple(hooks)
