@@ -29,6 +29,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check runner tests pipelines benchmarks k8s docs
 	$(BIN)/ruff format --check runner tests pipelines benchmarks k8s docs
+	$(BIN)/lint-imports
 	$(BIN)/runner render --check
 
 typecheck: $(STAMP)
@@ -52,4 +53,4 @@ e2e: $(STAMP)
 	bash k8s/tools/e2e_kind.sh
 
 clean:
-	rm -rf $(VENV) .warehouse logs exports .coverage .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .warehouse logs exports .coverage .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

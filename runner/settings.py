@@ -100,6 +100,16 @@ class Settings(BaseSettings):
         default="pipeline_runner",
         description="Database of the framework's own tables (migration history, runs, state).",
     )
+    runs_ttl_days: Annotated[int, Field(ge=0, le=36500)] = Field(
+        default=365,
+        description=(
+            "Days run history and check results are kept (0: forever); applied by `runner migrate`."
+        ),
+    )
+    quarantine_ttl_days: Annotated[int, Field(ge=0, le=36500)] = Field(
+        default=90,
+        description="Days quarantined rows are kept (0: forever); applied by `runner migrate`.",
+    )
     cluster: str | None = Field(
         default=None,
         description="ClickHouse cluster name: DDL runs ON CLUSTER and history is replicated.",
@@ -215,7 +225,7 @@ class Settings(BaseSettings):
     def _instant(cls, value: object) -> object:
         """Read like --start: ISO 8601, UTC without offset, within what the warehouse stores."""
         from runner.errors import UsageError
-        from runner.pipeline.windows import check_storable, parse_instant
+        from runner.instants import check_storable, parse_instant
 
         try:
             if isinstance(value, str):
@@ -231,7 +241,7 @@ class Settings(BaseSettings):
     def _valid_database(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        from runner.warehouse.sql import check_identifier
+        from runner.identifiers import check_identifier
 
         try:
             return check_identifier(value, what="database")

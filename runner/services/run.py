@@ -41,6 +41,7 @@ from runner.log import get_logger
 from runner.pipeline.context import RunContext, RunResources
 from runner.pipeline.windows import Window, resolve_window
 from runner.redaction import looks_secret, register_secret
+from runner.services.data_checks import run_data_checks
 from runner.services.heartbeat import Heartbeat
 from runner.services.run_errors import announce_hard_stop, framework_error
 from runner.services.run_hooks import (
@@ -290,6 +291,7 @@ class PipelineRun:
                 ),
             ):
                 self.pipeline.run(ctx)
+                run_data_checks(self.pipeline, ctx)  # the declared checks, then the hooks'
                 check_after_load(self.hooks, self.pipeline, ctx)
             self._commit_state(records, ctx.state.staged, window)
             recorder.end("succeeded")

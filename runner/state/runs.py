@@ -51,8 +51,8 @@ COLUMNS = (
 )
 
 
-def runs_ddl(state_database: str, cluster: str | None) -> str:
-    """The runs table (replicated on a cluster)."""
+def runs_ddl(state_database: str, cluster: str | None, suffix: str = "") -> str:
+    """The runs table (replicated on a cluster); ``suffix`` adds TTL and SETTINGS clauses."""
     table = qualified_table(f"{state_database}.{TABLE}", state_database)
     engine = replacing_engine(state_database, TABLE, cluster, "updated_at")
     return (
@@ -65,6 +65,7 @@ def runs_ddl(state_database: str, cluster: str | None) -> str:
         " steps String, error_class String, error_message String,"
         " host String, image_version String, updated_at DateTime64(3, 'UTC')"
         f") ENGINE = {engine} PARTITION BY toYYYYMM(started_at) ORDER BY (pipeline, run_id)"
+        f"{suffix}"
     )
 
 
