@@ -1,13 +1,14 @@
 # Two entry points for a fresh machine with Python >= 3.11:
 #   make demo   set up, migrate the embedded warehouse, run the example pipelines, show results
 #   make test   set up, lint, type-check and run the whole test suite with coverage
+#   make check  while working: ruff and the fast tier (tests not marked slow) on every core
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 WINDOW := --start 2026-01-01 --end 2026-01-08
 
-.PHONY: setup demo test lint typecheck docs pytest bench bench-http e2e clean
+.PHONY: setup demo test check lint typecheck docs pytest bench bench-http e2e clean
 
 setup: $(STAMP)
 
@@ -26,9 +27,11 @@ demo: $(STAMP)
 	$(BIN)/runner run exports $(WINDOW)
 	$(BIN)/python pipelines/demo_report.py
 
+LINTED := runner tests pipelines benchmarks k8s docs
+
 lint: $(STAMP)
-	$(BIN)/ruff check runner tests pipelines benchmarks k8s docs
-	$(BIN)/ruff format --check runner tests pipelines benchmarks k8s docs
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/runner render --check
 
 typecheck: $(STAMP)
@@ -41,6 +44,14 @@ docs: $(STAMP)
 	$(BIN)/python docs/build_api.py docs/api
 
 test: lint typecheck docs pytest
+
+# The fast tier: no crash loops, image build, security scans or Helm-heavy suites (marked
+# slow; `make test` runs them). One pytest-xdist worker per core, each its own process with
+# its own chDB warehouse (tmp_path_factory is per worker).
+check: $(STAMP)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/pytest -m "not slow" -n auto -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py --out benchmarks/results
