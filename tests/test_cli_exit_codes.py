@@ -148,6 +148,7 @@ def one_line(stderr):
     return lines[0]
 
 
+@pytest.mark.slow
 def test_every_row_of_the_table_is_what_a_runner_process_exits_with(env, tmp_path):
     seen = {}
     # 4: the database is not there yet
