@@ -1,7 +1,7 @@
 # Two entry points for a fresh machine with Python >= 3.11:
 #   make demo   set up, migrate the embedded warehouse, run the example pipelines, show results
 #   make test   set up, lint, type-check and run the whole test suite with coverage
-#   make check  while working: ruff and the fast tier (tests not marked slow) on every core
+#   make check  while working: lint, then the fast tier of the tests (not slow) on every core
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -27,11 +27,10 @@ demo: $(STAMP)
 	$(BIN)/runner run exports $(WINDOW)
 	$(BIN)/python pipelines/demo_report.py
 
-LINTED := runner tests pipelines benchmarks k8s docs
-
 lint: $(STAMP)
-	$(BIN)/ruff check $(LINTED)
-	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/ruff check runner tests pipelines benchmarks k8s docs
+	$(BIN)/ruff format --check runner tests pipelines benchmarks k8s docs
+	$(BIN)/lint-imports
 	$(BIN)/runner render --check
 
 typecheck: $(STAMP)
@@ -48,9 +47,7 @@ test: lint typecheck docs pytest
 # The fast tier: no crash loops, image build, security scans or Helm-heavy suites (marked
 # slow; `make test` runs them). One pytest-xdist worker per core, each its own process with
 # its own chDB warehouse (tmp_path_factory is per worker).
-check: $(STAMP)
-	$(BIN)/ruff check $(LINTED)
-	$(BIN)/ruff format --check $(LINTED)
+check: lint
 	$(BIN)/pytest -m "not slow" -n auto -q
 
 bench: $(STAMP)
@@ -63,4 +60,4 @@ e2e: $(STAMP)
 	bash k8s/tools/e2e_kind.sh
 
 clean:
-	rm -rf $(VENV) .warehouse logs exports .coverage .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .warehouse logs exports .coverage .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

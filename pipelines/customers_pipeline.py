@@ -10,11 +10,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field, PositiveInt
 
-from runner import clickhouse_upsert, etl
-from runner.tools.extract.files import read_jsonl
-from runner.tools.transform.dedupe import dedupe
-from runner.tools.transform.rows import map_rows
-from runner.tools.transform.validate import validate
+from runner import etl
+from runner.extract import read_jsonl
+from runner.load import clickhouse_upsert
+from runner.transform import dedupe, map_rows, validate
 
 from shop import DATA
 

@@ -7,8 +7,9 @@ adds that hour's events, and a re-run of a window adds nothing (deduplication to
 
 import pyarrow as pa
 
-from runner import clickhouse_append, el
-from runner.tools.extract.files import read_csv
+from runner import el
+from runner.extract import read_csv
+from runner.load import clickhouse_append
 
 from shop import DATA
 

@@ -12,8 +12,9 @@ sequential
 import os
 from datetime import timedelta
 
-from runner import RunContext, clickhouse_query, conditional, el, parallel, sequential
-from runner.tools.load.files import write_jsonl, write_parquet
+from runner import RunContext, conditional, el, parallel, sequential
+from runner.extract import clickhouse_query
+from runner.load import write_jsonl, write_parquet
 
 from shop import daily_revenue
 

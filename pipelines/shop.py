@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runner import clickhouse_query, clickhouse_upsert, el
-from runner.pipeline.kinds import Pipeline
+from runner import Pipeline, el
+from runner.extract import clickhouse_query
+from runner.load import clickhouse_upsert
 
 DATA = Path(__file__).parent / "data"
 

@@ -1,14 +1,16 @@
 """pipeline-runner: ETL/ELT pipelines into ClickHouse, one Kubernetes Job per run.
 
 What a pipeline author imports.  Tools are imported lazily on first access, so
-``import runner`` (and ``runner --help``) stays cheap.
+``import runner`` (and ``runner --help``) stays cheap.  Every tool has a short home by
+kind: ``runner.extract``, ``runner.transform`` and ``runner.load``; the most used ones
+are here too.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from runner._lazy import lazy_names
 from runner.errors import (
     ConfigError,
     FatalError,
@@ -17,10 +19,10 @@ from runner.errors import (
     RunnerError,
     ValidationFailedError,
 )
-from runner.pipeline.factory import conditional, el, etl, parallel, sequential
 
 if TYPE_CHECKING:
     from runner.pipeline.context import RunContext
+    from runner.pipeline.factory import conditional, el, etl, parallel, sequential
     from runner.pipeline.kinds import Pipeline
     from runner.pipeline.spec import Resources
     from runner.pipeline.steps import Extractor, Loader, Transformer
@@ -30,7 +32,13 @@ if TYPE_CHECKING:
     from runner.tools.load.clickhouse import clickhouse_append, clickhouse_upsert
     from runner.tools.load.replace_window import clickhouse_replace_window
 
+_FACTORY = "runner.pipeline.factory"
 _LAZY = {
+    "etl": _FACTORY,
+    "el": _FACTORY,
+    "sequential": _FACTORY,
+    "parallel": _FACTORY,
+    "conditional": _FACTORY,
     "RunContext": "runner.pipeline.context",
     "Pipeline": "runner.pipeline.kinds",
     "Resources": "runner.pipeline.spec",
@@ -71,15 +79,4 @@ __all__ = [
     "sequential",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'runner' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)

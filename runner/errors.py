@@ -19,7 +19,8 @@ flaky network, and should not retry one that met a typo in its settings.
     ├── InterruptedRunError           exit 130 SIGTERM / SIGINT, stopped between batches
     └── PipelineError                 exit 1  a step of a run failed
         ├── FatalError                exit 1  retrying will not help (bad data, bad SQL)
-        │   └── ValidationFailedError exit 1  too many rows failed validation
+        │   ├── ValidationFailedError exit 1  too many rows failed validation
+        │   └── CheckFailedError      exit 1  a data check declared ``on_fail="fail"`` failed
         └── RetriableError            exit 75 transient (network, 5xx, ClickHouse overload)
             └── WarehouseUnavailableError exit 75
                 └── OutcomeUnknownError   exit 75 a write was sent, its answer lost: not re-sent
@@ -227,6 +228,10 @@ class FatalError(PipelineError):
 
 class ValidationFailedError(FatalError):
     """More rows failed validation than the policy allows."""
+
+
+class CheckFailedError(FatalError):
+    """A data check of the pipeline failed after the load (runner.pipeline.checks)."""
 
 
 class RetriableError(PipelineError):

@@ -100,6 +100,16 @@ class Settings(BaseSettings):
         default="pipeline_runner",
         description="Database of the framework's own tables (migration history, runs, state).",
     )
+    runs_ttl_days: Annotated[int, Field(ge=0, le=36500)] = Field(
+        default=365,
+        description=(
+            "Days run history and check results are kept (0: forever); applied by `runner migrate`."
+        ),
+    )
+    quarantine_ttl_days: Annotated[int, Field(ge=0, le=36500)] = Field(
+        default=90,
+        description="Days quarantined rows are kept (0: forever); applied by `runner migrate`.",
+    )
     cluster: str | None = Field(
         default=None,
         description="ClickHouse cluster name: DDL runs ON CLUSTER and history is replicated.",
@@ -194,6 +204,53 @@ class Settings(BaseSettings):
         default=None,
         description="If set, each run also writes <log_dir>/<pipeline>/<run_id>.jsonl.",
     )
+    pushgateway_url: str | None = Field(
+        default=None,
+        description=(
+            "Prometheus Pushgateway (http(s)://host:port; host:port means http): each run "
+            "pushes its metrics there when it ends. Unset: no push."
+        ),
+    )
+    pushgateway_timeout_seconds: Annotated[float, Field(gt=0, le=300, allow_inf_nan=False)] = Field(
+        default=5.0, description="Longest a run's metrics push may take, retries included."
+    )
+    pushgateway_attempts: Annotated[int, Field(ge=1, le=10)] = Field(
+        default=2, description="Attempts of a metrics push within its timeout."
+    )
+    alert_webhook_url: SecretStr | None = Field(
+        default=None,
+        description=(
+            "http(s) URL that gets a JSON POST (Slack-compatible 'text' field) once per "
+            "failed run; a secret (a Slack URL is its own token). Unset: no alerts."
+        ),
+    )
+    alert_timeout_seconds: Annotated[float, Field(gt=0, le=300, allow_inf_nan=False)] = Field(
+        default=10.0, description="Longest a failure alert may take, retries included."
+    )
+    alert_attempts: Annotated[int, Field(ge=1, le=10)] = Field(
+        default=3, description="Attempts of a failure alert within its timeout."
+    )
+
+    @field_validator("pushgateway_url", mode="before")
+    @classmethod
+    def _pushgateway(cls, value: object) -> object:
+        """host:port means http://host:port (as prometheus_client reads it); no other scheme."""
+        if isinstance(value, str):
+            value = value.strip() or None
+            if value is not None and "://" not in value:
+                value = f"http://{value}"
+            if value is not None:
+                _check_http_url(value)
+        return value
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _webhook(cls, value: SecretStr | None) -> SecretStr | None:
+        """An http(s) URL; the message never repeats it (it is a secret)."""
+        if value is None or not value.get_secret_value().strip():
+            return None
+        _check_http_url(value.get_secret_value().strip())
+        return SecretStr(value.get_secret_value().strip())
 
     @field_validator("log_level")
     @classmethod
@@ -215,7 +272,7 @@ class Settings(BaseSettings):
     def _instant(cls, value: object) -> object:
         """Read like --start: ISO 8601, UTC without offset, within what the warehouse stores."""
         from runner.errors import UsageError
-        from runner.pipeline.windows import check_storable, parse_instant
+        from runner.instants import check_storable, parse_instant
 
         try:
             if isinstance(value, str):
@@ -231,7 +288,7 @@ class Settings(BaseSettings):
     def _valid_database(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        from runner.warehouse.sql import check_identifier
+        from runner.identifiers import check_identifier
 
         try:
             return check_identifier(value, what="database")
@@ -292,6 +349,17 @@ class Settings(BaseSettings):
         if self.warehouse_url:
             return self.warehouse_url
         return f"chdb://{self.resolve(Path('.warehouse') / 'chdb')}"
+
+
+def _check_http_url(url: str) -> None:
+    """Refuse anything but an http(s) URL with a host (urllib would open file:// too)."""
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in {"http", "https"} and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError("must be an http:// or https:// URL with a host")
 
 
 def _url_credentials(url: str) -> tuple[str, str, str]:

@@ -34,6 +34,21 @@ PIPELINES = {
             freshness=[{"table": "facts", "column": "ts", "max_age_seconds": 60}],
         )
     """,
+    "counted": """
+        from runner import clickhouse_append, el
+
+        def extract(ctx):
+            for i in range(int(ctx.params.get("n", "2"))):
+                yield {"id": i, "ts": ctx.window.start}
+
+        pipeline = el(
+            "counted",
+            extract=extract,
+            load=clickhouse_append("facts"),
+            checks=[{"kind": "not_null", "table": "facts", "column": "id", "time_column": "ts"}],
+            volume={"windows": 3},
+        )
+    """,
     "broken": """
         from runner import el
 
@@ -123,3 +138,30 @@ def test_state_show_set_reset(env):
     missing = invoke(env, "state", "show", "nosuch")
     assert missing.exit_code == 3
     assert "no pipeline 'nosuch'" in missing.stderr
+
+
+def test_health_lists_table_counts_and_flags_an_empty_window(env):
+    for day, rows in ((1, "2"), (2, "2"), (3, "2"), (4, "0")):
+        window = ["--start", f"2026-01-0{day}", "--end", f"2026-01-0{day + 1}"]
+        assert invoke(env, "run", "counted", *window, "--param", f"n={rows}").exit_code == 0
+    report = json.loads(invoke(env, "health", "-o", "json").stdout)
+    [facts] = [t for t in report["tables"] if t["pipeline"] == "counted"]
+    assert facts["table"] == "facts"
+    assert facts["rows"] == 6
+    assert facts["time_column"] == "ts"
+    assert facts["latest"].startswith("2026-01-03 00:00:00")
+    assert facts["last_written"]
+    volume = {c["pipeline"]: c for c in report["checks"] if c["check"] == "volume"}["counted"]
+    assert not volume["healthy"]
+    assert (
+        "loaded 0 rows; the 3 windows before it 2.0 on average: an empty window"
+        in (volume["detail"])
+    )
+    assert (
+        invoke(env, "run", "counted", "--start", "2026-01-05", "--end", "2026-01-06").exit_code == 0
+    )
+    again = json.loads(invoke(env, "health", "-o", "json").stdout)
+    volume = {c["pipeline"]: c for c in again["checks"] if c["check"] == "volume"}["counted"]
+    assert volume["healthy"], volume
+    text = invoke(env, "health").stdout
+    assert "LAST_WRITTEN" in text

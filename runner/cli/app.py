@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from runner.cli import backfill, deploy, migrate, operations, pipelines, query
+from runner.cli import backfill, deploy, metrics, migrate, operations, pipelines, query
 from runner.errors import EXIT_CODES, ExitCode, printable
 
 #: click's UsageError and ClickException (typer re-exports only their subclass BadParameter)
@@ -111,6 +111,7 @@ app.command("show")(pipelines.show)
 app.command("run")(pipelines.run)
 app.command("status")(operations.status)
 app.command("health")(operations.health)
+app.command("metrics")(metrics.metrics)
 app.command("query")(query.query)
 app.command("sql", help="Same as `runner query`.", hidden=False)(query.query)
 app.command("render")(deploy.render)

@@ -61,7 +61,7 @@ def status(
 
 @guarded
 def health(output: OutputOption = Output.TEXT, project_dir: ProjectOption = None) -> int:
-    """Check every pipeline's last run and its declared table freshness.
+    """Check every pipeline's last run, rows per window and tables, and declared freshness.
 
     Exits 0 when healthy and 1 otherwise, so it can run as a CronJob or a probe.
     """
@@ -84,6 +84,12 @@ def health(output: OutputOption = Output.TEXT, project_dir: ProjectOption = None
             ],
             ("pipeline", "check", "ok", "detail"),
         )
+        if report.tables:
+            typer.echo("")
+            print_table(
+                [t.as_dict() for t in report.tables],
+                ("pipeline", "table", "rows", "time_column", "latest", "last_written", "error"),
+            )
     return 0 if report.healthy else int(ExitCode.FAILED)
 
 

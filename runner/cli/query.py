@@ -17,7 +17,6 @@ import typer
 
 from runner.cli.output import print_table
 from runner.cli.shared import ProjectOption, guarded, settings
-from runner.services.query import python_rows
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -98,6 +97,8 @@ def _json_default(value: Any) -> Any:
 
 
 def _table(rows: Rows) -> None:
+    from runner.services.query import python_rows
+
     shown: list[dict[str, str]] = []
     hidden = 0
     for batch in rows.batches():
@@ -115,6 +116,8 @@ def _table(rows: Rows) -> None:
 
 
 def _json(rows: Rows) -> None:
+    from runner.services.query import python_rows
+
     out = sys.stdout
     out.write("[")
     first = True
@@ -130,6 +133,8 @@ def _json(rows: Rows) -> None:
 
 
 def _csv(rows: Rows) -> None:
+    from runner.services.query import python_rows
+
     writer = csv.writer(sys.stdout, lineterminator="\n")
     header = False
     for batch in rows.batches():

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from runner.errors import ConfigError
 from runner.migrate.naming import parse_name
-from runner.migrate.sqltext import Statement, split_statements, substitute_code
+from runner.warehouse.sqltext import Statement, split_statements, substitute_code
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import IntEnum
 
-from runner.migrate.sqltext import Part, scan
+from runner.warehouse.sqltext import Part, scan
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+|\S")
 

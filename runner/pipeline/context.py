@@ -64,6 +64,8 @@ class StepStats:
     rows_loaded: int = 0
     rows_quarantined: int = 0
     batches: int = 0
+    #: Arrow bytes (in memory, uncompressed) of the batches handed to the loader
+    bytes_loaded: int = 0
     status: str = "pending"
     branch: str | None = None
 

@@ -41,6 +41,13 @@ class SpecOptions(TypedDict, total=False):
       (``{"cpu_request": "250m", "memory_limit": "1Gi"}``).
     - ``freshness``: ``[{"table": ..., "column": ..., "max_age_seconds": ...}]`` checked
       by ``runner health``.
+    - ``checks``: data checks run in ClickHouse on the window's rows after the load,
+      e.g. ``[{"kind": "not_null", "table": "orders", "column": "id", "time_column":
+      "created_at"}]``; kinds ``not_null``, ``unique``, ``accepted_values``,
+      ``row_count_between``, ``custom_sql`` (see :mod:`runner.pipeline.checks`).
+    - ``volume``: how ``runner health`` judges the rows each window loaded against the
+      earlier windows: ``{"min_fraction": 0.5, "windows": 7, "allow_empty": False}``
+      (:class:`runner.pipeline.spec.Volume`).
     - ``incremental``: each run starts where the last successful one ended.
     - ``concurrent_windows``: runs of different windows may overlap (no pipeline lock).
     - ``catchup``: earlier scheduled windows a scheduled run loads first if they never
@@ -55,6 +62,8 @@ class SpecOptions(TypedDict, total=False):
     timeout_seconds: int | None
     resources: Resources | Mapping[str, str] | None
     freshness: Sequence[Mapping[str, Any]]
+    checks: Sequence[Mapping[str, Any]]
+    volume: Mapping[str, Any]
     incremental: bool
     concurrent_windows: bool
     catchup: int
@@ -64,6 +73,7 @@ def _spec(name: str, options: SpecOptions) -> PipelineSpec:
     fields: dict[str, Any] = dict(options)
     fields["tags"] = tuple(options.get("tags", ()))
     fields["freshness"] = tuple(options.get("freshness", ()))
+    fields["checks"] = tuple(options.get("checks", ()))
     fields["resources"] = options.get("resources") or Resources()
     return build_spec(name=name, **fields)
 

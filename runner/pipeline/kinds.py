@@ -157,6 +157,7 @@ class FlowPipeline(Pipeline):
                     step = self.loader
                     self.loader.write(batch, ctx)
                     handed += batch.num_rows
+                    stats.bytes_loaded += batch.nbytes
                     stats.rows_loaded = self._rows_loaded(ctx, handed)
                     step = self.extractor
             success = True

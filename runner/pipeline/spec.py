@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from runner.errors import PipelineDefinitionError
+from runner.pipeline.checks import DataCheck
 from runner.pipeline.cron import check_cron
 
 NAME_MAX_LENGTH = 48  # Kubernetes object names (63 at most) are built from it
@@ -61,6 +62,21 @@ class Freshness(BaseModel):
     min_rows: Annotated[int, Field(ge=0)] = 1
 
 
+class Volume(BaseModel):
+    """What ``runner health`` expects of the rows each window loads, against earlier windows.
+
+    The latest finished window's ``rows_loaded`` is compared with the average of the
+    ``windows`` succeeded windows before it: none at all is unhealthy unless
+    ``allow_empty``, fewer than ``min_fraction`` of that average too when it is set.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_fraction: Annotated[float, Field(gt=0, le=1)] | None = None
+    windows: Annotated[int, Field(ge=1, le=100, strict=True)] = 7
+    allow_empty: bool = False
+
+
 class PipelineSpec(BaseModel):
     """Declared metadata of one pipeline."""
 
@@ -79,6 +95,13 @@ class PipelineSpec(BaseModel):
     freshness: tuple[Freshness, ...] = Field(
         default=(), description="Checks `runner health` runs on the tables this pipeline fills."
     )
+    checks: tuple[DataCheck, ...] = Field(
+        default=(), description="Data checks run on the window's rows after the load."
+    )
+    volume: Volume = Field(
+        default_factory=Volume,
+        description="How `runner health` judges a window's rows against earlier windows.",
+    )
     incremental: bool = Field(
         default=False,
         description="Start each window where the last successful one ended (the watermark).",
@@ -95,6 +118,16 @@ class PipelineSpec(BaseModel):
             "pipelines follow their watermark instead)."
         ),
     )
+
+    @field_validator("checks")
+    @classmethod
+    def _unique_check_names(cls, checks: tuple[DataCheck, ...]) -> tuple[DataCheck, ...]:
+        seen: set[str] = set()
+        for check in checks:
+            if check.label in seen:
+                raise ValueError(f"two checks are called {check.label!r}: give one a name")
+            seen.add(check.label)
+        return checks
 
     @model_validator(mode="after")
     def _lock_scope(self) -> PipelineSpec:

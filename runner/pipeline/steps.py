@@ -6,16 +6,20 @@ wrapped here so the run loop only deals with one shape per step kind:
 * extract:   ``fn(ctx) -> Iterable[batch-like]`` (or ``fn()``)
 * transform: ``fn(batch, ctx) -> batch-like | None`` (or ``fn(batch)``)
 * load:      ``fn(batch, ctx) -> None`` (or ``fn(batch)``), called once per batch
+
+A plain iterable (a list of rows, a generator) stands for an extractor too
+(``IterableSource``); ``runner.extract.from_iterable`` is its public name.
 """
 
 from __future__ import annotations
 
 import inspect
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import PipelineDefinitionError
+from runner.errors import FatalError, PipelineDefinitionError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -94,6 +98,39 @@ class Loader(Step):
         return None
 
 
+class IterableSource(Extractor):
+    """Yields the items of an iterable (rows, lists of rows, batches or tables).
+
+    Pass a function returning an iterable (``from_iterable(lambda: gen())``) when the
+    data must be produced afresh for each run; a plain generator (or any iterator) can
+    be read only once, so a second run of the same pipeline object (a retried window, a
+    parallel backfill window) fails instead of silently loading nothing.
+    """
+
+    name = "iterable"
+
+    def __init__(self, items: Iterable[Any] | Callable[[], Iterable[Any]]) -> None:
+        self.items = items
+        # An iterator shared by every run of the pipeline object: who read it first.
+        self._one_shot = not callable(items) and isinstance(items, Iterator)
+        self._lock = threading.Lock()
+        self._taken_by: str | None = None
+
+    def extract(self, ctx: RunContext) -> Iterable[Any]:
+        """Yield the items."""
+        if self._one_shot:
+            with self._lock:
+                taken_by, self._taken_by = self._taken_by, self._taken_by or ctx.run_id
+            if taken_by is not None and taken_by != ctx.run_id:
+                raise FatalError(
+                    f"the source of {ctx.node} is an iterator that run {taken_by} already "
+                    "read; pass a function returning a fresh iterable, e.g. "
+                    "from_iterable(lambda: rows()), so every run reads its own data"
+                )
+        items = self.items() if callable(self.items) else self.items
+        yield from items
+
+
 def _wants_context(fn: Callable[..., Any], data_args: int, role: str) -> bool:
     """Whether ``fn`` takes the run context after its ``data_args`` data arguments."""
     try:
@@ -163,8 +200,6 @@ def as_extractor(obj: object) -> Extractor:
     if callable(obj):
         return FunctionExtractor(obj)
     if isinstance(obj, Iterable) and not isinstance(obj, str | bytes):
-        from runner.tools.extract.python import IterableSource
-
         return IterableSource(obj)
     raise PipelineDefinitionError(
         f"extract must be an Extractor, a function or an iterable, not {type(obj).__name__}"

@@ -14,14 +14,28 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from runner.errors import ConfigError, UsageError
+from runner.instants import EARLIEST, LATEST, check_storable, parse_instant
 
 if TYPE_CHECKING:
     from runner.pipeline.spec import PipelineSpec
 
+# EARLIEST, LATEST, check_storable and parse_instant (runner.instants) are re-exported: the
+# window bounds' limits and their reading belong with windows for the API reference.
+__all__ = [
+    "EARLIEST",
+    "EPOCH",
+    "LATEST",
+    "Window",
+    "check_storable",
+    "fire_times",
+    "is_fire_time",
+    "parse_instant",
+    "previous_fires",
+    "resolve_window",
+    "schedule_window",
+]
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-#: The instants ClickHouse's DateTime64 stores (run history, window parameters).
-EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
-LATEST = datetime(2299, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
 _DST_MARGIN = timedelta(hours=3)  # more than any clock change
 
 
@@ -50,35 +64,6 @@ class Window:
     def contains(self, instant: datetime) -> bool:
         """Whether ``instant`` falls inside [start, end)."""
         return self.start <= instant < self.end
-
-
-def check_storable(instant: datetime) -> datetime:
-    """``instant`` in UTC, or a UsageError when the warehouse cannot store it."""
-    try:
-        value = instant.astimezone(UTC)
-    except OverflowError:  # e.g. 0001-01-01 with a positive offset
-        value = None
-    if value is None or not EARLIEST <= value <= LATEST:
-        raise UsageError(
-            f"{instant.isoformat()} is outside the range the warehouse stores "
-            f"({EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d} UTC, ClickHouse DateTime64)"
-        )
-    return value
-
-
-def parse_instant(text: str) -> datetime:
-    """Parse an ISO 8601 date or date-time; a value without offset is taken as UTC.
-
-    Raises a UsageError that names the value (the caller names the flag or field).
-    """
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise UsageError(
-            f"{text!r} is not an ISO 8601 date or date-time (e.g. 2026-01-31 or "
-            "2026-01-31T06:00+01:00)"
-        ) from None
-    return check_storable(value if value.tzinfo else value.replace(tzinfo=UTC))
 
 
 def fire_times(

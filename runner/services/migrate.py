@@ -15,7 +15,7 @@ from runner.errors import NotReadyError, WarehouseBusyError
 from runner.log import get_logger
 from runner.migrate.apply import Applied, FileState, FileStatus, Migrator
 from runner.migrate.files import head_version
-from runner.migrate.framework import ensure_framework_tables
+from runner.migrate.framework import Retention, ensure_framework_tables
 from runner.warehouse.client import Warehouse, parse_url
 
 if TYPE_CHECKING:
@@ -140,7 +140,12 @@ def migrate(
             for status in migrator.plan(to):
                 report.rendered[status.version] = [s.sql for s in migrator.rendered(status)]
             return report
-        ensure_framework_tables(migrator.warehouse, settings.state_database, settings.cluster)
+        ensure_framework_tables(
+            migrator.warehouse,
+            settings.state_database,
+            settings.cluster,
+            Retention(settings.runs_ttl_days, settings.quarantine_ttl_days),
+        )
 
         def logged(item: Applied) -> None:
             log.info(

@@ -1,12 +1,8 @@
 """Ad-hoc SQL against the configured warehouse (``runner query``), read-only by default.
 
-Read-only takes two locks, because neither holds alone.  The statement must be one that
-reads (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS) and must not write its result to a
-file (``INTO OUTFILE``, which the embedded engine honours); and it runs with ClickHouse's
-``readonly = 2``, so the server refuses writes, DDL and lifting the setting.  (``readonly =
-2`` alone lets ``INSERT INTO FUNCTION file(...)`` through, and ``readonly = 1`` breaks the
-HTTP driver, which sends settings with every request.)  ``write=True`` drops both.  A
-refusal is a ReadOnlyError, a usage error: the command needs the caller's leave to write.
+Read-only is :mod:`runner.warehouse.read_only`: a statement that reads, run with
+ClickHouse's ``readonly = 2``; ``write=True`` drops both.  A refusal is a ReadOnlyError, a
+usage error: the command needs the caller's leave to write.
 
 One statement per call.  Statements that return rows are streamed as Arrow batches;
 others run as commands.  Each call opens its own connection (on the embedded engine a
@@ -15,13 +11,19 @@ connection that ran a read-only statement stays read-only).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import FatalError, UsageError
+from runner.errors import FatalError
+from runner.warehouse.read_only import (
+    READ_ONLY,
+    READONLY_CODE,
+    ReadOnlyError,
+    Statement,
+    check_read_only,
+    parse_statement,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -29,51 +31,18 @@ if TYPE_CHECKING:
     from runner.settings import Settings
     from runner.warehouse.client import Warehouse
 
-READ_ONLY = {"readonly": 2}
-READONLY_CODE = "Code: 164."
-_ROW_STATEMENTS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS"})
-_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`(?:[^`\\]|\\.)*`", re.DOTALL)
-_INTO_OUTFILE = re.compile(r"\bINTO\s+OUTFILE\b", re.IGNORECASE)
+__all__ = [
+    "ReadOnlyError",
+    "Rows",
+    "Statement",
+    "check_read_only",
+    "parse_statement",
+    "python_rows",
+    "query_rows",
+    "run_command",
+]
+
 _READ_ONLY = "runner query is read-only"
-
-
-class ReadOnlyError(UsageError):
-    """A statement that would write, refused in read-only mode (the CLI names the flag)."""
-
-
-@dataclass(frozen=True)
-class Statement:
-    """One statement to run, and whether it returns rows."""
-
-    sql: str
-    returns_rows: bool
-
-
-def parse_statement(text: str) -> Statement:
-    """The single statement in ``text`` (comments and a trailing ``;`` dropped)."""
-    from runner.migrate.files import split_statements
-
-    statements = split_statements(text)
-    if not statements:
-        raise UsageError("no SQL statement given")
-    if len(statements) > 1:
-        raise UsageError(
-            f"one statement at a time: found {len(statements)} (the second starts on line "
-            f"{statements[1].line})"
-        )
-    sql = statements[0].sql
-    words = sql.lstrip("( \t\r\n").split(None, 1)
-    keyword = words[0].upper() if words else ""
-    return Statement(sql, keyword in _ROW_STATEMENTS)
-
-
-def check_read_only(statement: Statement) -> None:
-    """Refuse, before sending it, a statement that is not a plain read."""
-    if not statement.returns_rows:
-        keyword = statement.sql.lstrip("( \t\r\n").split(None, 1)[0].upper()
-        raise ReadOnlyError(f"{keyword} is not a read ({_READ_ONLY})")
-    if _INTO_OUTFILE.search(_QUOTED.sub("''", statement.sql)):
-        raise ReadOnlyError(f"INTO OUTFILE writes a file ({_READ_ONLY})")
 
 
 class Rows:

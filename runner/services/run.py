@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 
@@ -42,9 +42,12 @@ from runner.errors import (
     error_line,
 )
 from runner.log import get_logger
+from runner.ops.retries import retries_so_far
 from runner.pipeline.context import RunContext, RunResources, StepStats
 from runner.pipeline.windows import Window, resolve_window
 from runner.redaction import looks_secret, register_secret
+from runner.services.data_checks import run_data_checks
+from runner.services.run_outcome import report_run
 from runner.services.session import PooledResources, RunSession
 from runner.signals import SignalStop, stop_on_signals
 from runner.state.watermarks import WINDOW_END_KEY, RunState, StateStore
@@ -364,7 +367,7 @@ class HeldLocks:
             self.held.pop().release()
 
 
-def _execute(  # noqa: PLR0917 - private; one call site passes the run's parts
+def _execute(  # noqa: PLR0915, PLR0917 - private; one call site passes the run's parts
     settings: Settings,
     pipeline: Pipeline,
     run_id: str,
@@ -427,6 +430,7 @@ def _execute(  # noqa: PLR0917 - private; one call site passes the run's parts
             os._exit(int(ExitCode.INTERRUPTED))
 
     log.info("run started", kind=pipeline.kind, trigger=settings.trigger, params=dict(params or {}))
+    retries_at_start, failure = retries_so_far(), cast("RunnerError | None", None)
     try:
         with (
             stop_on_signals(
@@ -435,11 +439,13 @@ def _execute(  # noqa: PLR0917 - private; one call site passes the run's parts
             Heartbeat(history, record, result.steps, settings.heartbeat_seconds, locks, ctx.cancel),
         ):
             pipeline.run(ctx)
+            run_data_checks(pipeline, ctx)  # after the load, before the run counts as succeeded
         _commit_state(store, name, committed, ctx.state.staged, window, run_id)
         finish("succeeded")
     except (Exception, KeyboardInterrupt, SystemExit, SignalStop) as caught:
         exc = caught if isinstance(caught, RunnerError) else _not_ours(caught)
         status = "cancelled" if isinstance(exc, InterruptedRunError) else "failed"
+        failure = exc
         log.error(  # noqa: TRY400 - the traceback goes to the log only when there is a cause
             "run failed" if status == "failed" else "run cancelled",
             error=str(exc),
@@ -460,6 +466,9 @@ def _execute(  # noqa: PLR0917 - private; one call site passes the run's parts
             status=result.status,
             duration_seconds=summary["duration_seconds"],
             steps=summary["steps"],
+        )
+        report_run(  # metrics and failure alert; bounded, never raises
+            settings, result, failure, spec=pipeline.spec, retries_at_start=retries_at_start
         )
     return result
 

@@ -7,6 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from runner.redaction import scrub_text
+from runner.services.table_health import (
+    TableCount,
+    pipeline_tables,
+    table_count,
+    volume_problem,
+)
 from runner.state.runs import RunHistory, RunRecord
 from runner.warehouse.client import Warehouse
 
@@ -53,6 +59,7 @@ class HealthReport:
     """Every check; healthy when all pass."""
 
     checks: list[Check] = field(default_factory=list)
+    tables: list[TableCount] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
@@ -61,18 +68,23 @@ class HealthReport:
 
     def as_dict(self) -> dict[str, Any]:
         """For ``--output json``."""
-        return {"healthy": self.healthy, "checks": [c.__dict__ for c in self.checks]}
+        return {
+            "healthy": self.healthy,
+            "checks": [c.__dict__ for c in self.checks],
+            "tables": [t.as_dict() for t in self.tables],
+        }
 
 
 def health(settings: Settings, registry: Registry) -> HealthReport:
-    """Last run of every pipeline, and the freshness checks the pipelines declare."""
+    """Last run of every pipeline, rows per window, its tables and declared freshness."""
     report = HealthReport()
     pipelines, failures = registry.load_all()
     for failure in failures:
         report.checks.append(Check(failure.name, "definition", False, str(failure.error)))
     warehouse = Warehouse.connect(settings)
     try:
-        latest = RunHistory(warehouse, settings.state_database).latest_per_pipeline()
+        history = RunHistory(warehouse, settings.state_database)
+        latest = history.latest_per_pipeline()
         for pipeline in pipelines:
             record = latest.get(pipeline.name)
             if record is None:
@@ -85,8 +97,13 @@ def health(settings: Settings, registry: Registry) -> HealthReport:
                 report.checks.append(
                     Check(pipeline.name, "last_run", status in {"succeeded", "running"}, detail)
                 )
+            volume = volume_problem(pipeline, history)
+            if volume is not None:
+                report.checks.append(Check(pipeline.name, "volume", *volume))
             for expectation in pipeline.spec.freshness:
                 report.checks.append(_freshness(warehouse, pipeline.name, expectation))
+            for table, column in pipeline_tables(pipeline).items():
+                report.tables.append(table_count(warehouse, pipeline.name, table, column))
     finally:
         warehouse.close()
     return report

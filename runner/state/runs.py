@@ -51,8 +51,8 @@ COLUMNS = (
 )
 
 
-def runs_ddl(state_database: str, cluster: str | None) -> str:
-    """The runs table (replicated on a cluster)."""
+def runs_ddl(state_database: str, cluster: str | None, suffix: str = "") -> str:
+    """The runs table (replicated on a cluster); ``suffix`` adds TTL and SETTINGS clauses."""
     table = qualified_table(f"{state_database}.{TABLE}", state_database)
     engine = replacing_engine(state_database, TABLE, cluster, "updated_at")
     return (
@@ -65,6 +65,7 @@ def runs_ddl(state_database: str, cluster: str | None) -> str:
         " steps String, error_class String, error_message String,"
         " host String, image_version String, updated_at DateTime64(3, 'UTC')"
         f") ENGINE = {engine} PARTITION BY toYYYYMM(started_at) ORDER BY (pipeline, run_id)"
+        f"{suffix}"
     )
 
 
@@ -231,6 +232,24 @@ class RunHistory:
             "ORDER BY pipeline, started_at DESC LIMIT 1 BY pipeline"  # nosec B608
         )
         return {r.pipeline: r for r in (self._record(row) for row in rows)}
+
+    def latest_finished(self, *, succeeded: bool = False) -> list[RunRecord]:
+        """The newest finished run per pipeline and trigger (only succeeded ones if asked)."""
+        where = "status = 'succeeded'" if succeeded else "status != 'running'"
+        rows = self.warehouse.query_rows(
+            f"SELECT {', '.join(COLUMNS[:-1])} FROM {self.table} FINAL WHERE {where} "  # nosec B608
+            "ORDER BY pipeline, trigger, finished_at DESC LIMIT 1 BY pipeline, trigger"
+        )
+        return [self._record(row) for row in rows]
+
+    def finished_counts(self) -> list[tuple[str, str, str, int]]:
+        """(pipeline, trigger, status, runs) of every finished run in the history."""
+        rows = self.warehouse.query_rows(
+            f"SELECT pipeline, trigger, status, count() FROM {self.table} FINAL "  # nosec B608
+            "WHERE status != 'running' GROUP BY pipeline, trigger, status "
+            "ORDER BY pipeline, trigger, status"
+        )
+        return [(str(p), str(t), str(s), int(n)) for p, t, s, n in rows]
 
     @staticmethod
     def _record(row: Any) -> RunRecord:

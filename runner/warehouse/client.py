@@ -84,7 +84,9 @@ class RetryPolicy:
 
 def _log_retry(action: str, attempt: int, state: Any) -> None:
     from runner.log import get_logger
+    from runner.ops.retries import note_retry
 
+    note_retry()
     error = state.outcome.exception() if state.outcome else None
     get_logger().warning(
         "transient warehouse error; retrying", action=action, attempt=attempt, error=str(error)

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -596,13 +597,12 @@ def test_sigkill_at_random_points_of_migrate_then_resume_gives_the_exact_schema(
 SLOW_MIGRATION = "SELECT sleep(2);\nSELECT sleep(2);\nSELECT sleep(2);\n"
 
 
-@pytest.fixture
-def busy(tmp_path):
-    """A `runner migrate` holding the embedded warehouse for about six seconds."""
+def _hold_warehouse(tmp_path: Path, migration: str) -> tuple[Path, subprocess.Popen[str]]:
+    """Start a `runner migrate` of `migration` and return once it holds the embedded warehouse."""
     root = tmp_path / "p"
     (root / "migrations").mkdir(parents=True)
     (root / "pipelines").mkdir()
-    (root / "migrations" / "0001_slow.sql").write_text(SLOW_MIGRATION)
+    (root / "migrations" / "0001_slow.sql").write_text(migration)
     first = subprocess.Popen(
         [sys.executable, "-m", "runner", "migrate"],
         env=env_for(root),
@@ -616,6 +616,26 @@ def busy(tmp_path):
         time.sleep(0.05)
     time.sleep(1.5)  # past opening the engine (about a second after the lock)
     assert first.poll() is None, "the first migrator finished too early for the test"
+    return root, first
+
+
+@pytest.fixture
+def busy(tmp_path):
+    """A `runner migrate` holding the embedded warehouse for about six seconds."""
+    root, first = _hold_warehouse(tmp_path, SLOW_MIGRATION)
+    yield root, first
+    first.kill()
+    first.wait(timeout=30)
+
+
+@pytest.fixture
+def held(tmp_path):
+    """A `runner migrate` holding the embedded warehouse until the test ends (killed then).
+
+    Several commands run one after another against it; on a loaded machine each one's start-up
+    can take seconds, so a holder of fixed length could finish before the last one asks.
+    """
+    root, first = _hold_warehouse(tmp_path, "SELECT sleep(3);\n" * 40)
     yield root, first
     first.kill()
     first.wait(timeout=30)
@@ -635,10 +655,11 @@ def test_a_second_migrate_waits_for_the_first_instead_of_failing(busy):
 
 
 @pytest.mark.slow
-def test_commands_on_a_busy_embedded_warehouse_print_one_clean_line(busy):
-    root, first = busy
+def test_commands_on_a_busy_embedded_warehouse_print_one_clean_line(held):
+    root, first = held
     for args in (("status",), ("health",), ("migrate", "status")):
         result = runner(root, *args)
+        assert first.poll() is None, "the holder finished before the command ended: no test"
         assert result.returncode == 5, (args, result.stderr)
         [line] = result.stderr.strip().splitlines()  # chDB's own diagnostic is gone
         assert line == (
@@ -646,7 +667,6 @@ def test_commands_on_a_busy_embedded_warehouse_print_one_clean_line(busy):
             "runner process (chDB lets one process open a warehouse directory at a time); "
             "wait for it to finish"
         )
-    first.communicate(timeout=60)
 
 
 @pytest.mark.slow

@@ -152,6 +152,37 @@ def test_a_scheduled_pod_learns_its_job_and_cronjob_names(helm):
         }
 
 
+def settings_maps(docs):
+    """The ConfigMaps holding RUNNER_* settings (the release's and the migration hook's)."""
+    found = [c for c in by_kind(docs, "ConfigMap") if "RUNNER_WAREHOUSE_URL" in c["data"]]
+    assert found
+    return found
+
+
+def test_metrics_and_alerts_are_wired_only_when_set(helm):
+    default = documents(template(helm))
+    for config in settings_maps(default):
+        assert "RUNNER_PUSHGATEWAY_URL" not in config["data"]
+    for doc in default:
+        for spec in pod_specs(doc):
+            assert "RUNNER_ALERT_WEBHOOK_URL" not in {
+                e["name"] for e in spec["containers"][0]["env"]
+            }
+    configured = documents(template(helm, "overrides.yaml"))
+    pushgateway = "http://prometheus-pushgateway.monitoring:9091"
+    assert {c["data"]["RUNNER_PUSHGATEWAY_URL"] for c in settings_maps(configured)} == {pushgateway}
+    cronjobs = by_kind(configured, "CronJob")
+    assert cronjobs
+    for cronjob in cronjobs:
+        [spec] = pod_specs(cronjob)
+        env = {e["name"]: e for e in spec["containers"][0]["env"]}
+        # the URL is a credential: from the Secret, never a literal value or the ConfigMap
+        assert env["RUNNER_ALERT_WEBHOOK_URL"] == {
+            "name": "RUNNER_ALERT_WEBHOOK_URL",
+            "valueFrom": {"secretKeyRef": {"name": "pipeline-alerts", "key": "url"}},
+        }
+
+
 def test_the_exports_example_writes_to_a_volume(helm):
     exports = next(
         c
@@ -382,6 +413,13 @@ def test_rendering_is_deterministic(helm):
         ("image.digest=latest", "digest"),
         ("tmpSizeLimit=lots", "tmpSizeLimit"),
         ("settings.RUNNER_SCHEMA_WAIT_SECONDS=9", "settings"),
+        (
+            "settings.RUNNER_ALERT_WEBHOOK_URL=https://hooks.example.com/x",
+            "RUNNER_ALERT_WEBHOOK_URL",
+        ),
+        ("settings.RUNNER_PUSHGATEWAY_URL=http://pg:9091", "RUNNER_PUSHGATEWAY_URL"),
+        ("metrics.pushgatewayUrl=http://user:pw@pg:9091", "pushgatewayUrl"),
+        ("alerts.webhook.url=https://hooks.example.com/x", "webhook"),
         ("fullnameOverride=Not_A_Name", "fullnameOverride"),
         ("migrations.waitReadySeconds=300", "must be less than migrations.activeDeadlineSeconds"),
     ],

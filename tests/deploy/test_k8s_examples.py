@@ -187,3 +187,26 @@ def test_walkthrough_install_renders_the_cronjob_it_then_runs(helm3: Path, valid
         for item in container.get("env", [])
         if "secretKeyRef" in item.get("valueFrom", {})
     )
+
+
+def test_prometheus_rules_use_only_exported_metrics() -> None:
+    import re
+
+    from runner.ops.metrics import metric_names
+
+    [rule] = documents("prometheus-rules.yaml")
+    assert (rule["apiVersion"], rule["kind"]) == ("monitoring.coreos.com/v1", "PrometheusRule")
+    [group] = rule["spec"]["groups"]
+    alerts = {r["alert"]: r for r in group["rules"]}
+    assert {"PipelineRunFailed", "PipelineRunMissing", "PipelineDataStale"} <= set(alerts)
+    exported = set(metric_names())
+    for name, alert in alerts.items():
+        used = set(re.findall(r"\bpipeline_runner_[a-z_]+", alert["expr"]))
+        assert used, name
+        assert used <= exported, f"{name} uses {used - exported}"
+        assert alert["labels"]["severity"] in {"warning", "critical"}
+        assert "{{ $labels.pipeline }}" in alert["annotations"]["summary"]
+    # a missing run is judged against the schedule, from scheduled runs only
+    missing = alerts["PipelineRunMissing"]["expr"]
+    assert 'last_success_timestamp_seconds{trigger="schedule"}' in missing
+    assert "schedule_interval_seconds" in missing

@@ -3,7 +3,7 @@
 import pytest
 
 from runner.migrate.kinds import Effect, Safety, classify
-from runner.migrate.sqltext import Part, scan, split_statements, substitute_code
+from runner.warehouse.sqltext import Part, scan, split_statements, substitute_code
 
 RERUN = [
     "CREATE TABLE IF NOT EXISTS `db`.t (a UInt8) ENGINE = Memory",

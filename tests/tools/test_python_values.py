@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.tools.transform.python_values import batch_rows, column_values
+from runner.tools.transform._python_values import batch_rows, column_values
 from runner.tools.transform.rows import map_rows
 
 INSTANTS = [

@@ -120,7 +120,7 @@ reason must not contain "=".
 {{- define "pipeline-runner.checkov.pod" -}}
 checkov.io/skip1: "CKV_K8S_11=No CPU limit on purpose: throttling slows the engine and pyarrow threads; CPU is requested and memory limited"
 checkov.io/skip2: "CKV_K8S_15=Release tags are immutable and images loaded into kind have no registry; image.pullPolicy can be set to Always"
-checkov.io/skip3: "CKV_K8S_35=The runner reads RUNNER_CLICKHOUSE_PASSWORD from its environment (a SecretStr, never logged), filled from an existing Secret by secretKeyRef"
+checkov.io/skip3: "CKV_K8S_35=The runner reads RUNNER_CLICKHOUSE_PASSWORD and RUNNER_ALERT_WEBHOOK_URL from its environment (SecretStr settings, never logged), filled from existing Secrets by secretKeyRef"
 checkov.io/skip4: "CKV_K8S_38=The pod needs its token: runs and migrations hold Kubernetes Lease locks and the check pod reads CronJobs"
 checkov.io/skip5: "CKV_K8S_43=The image is chosen at install time (image.repository and image.tag) by the operator"
 {{- end }}
@@ -235,6 +235,13 @@ containers:
           secretKeyRef:
             name: {{ $values.clickhouse.existingSecret }}
             key: {{ $values.clickhouse.passwordKey }}
+      {{- with $values.alerts.webhook.existingSecret }}
+      - name: RUNNER_ALERT_WEBHOOK_URL
+        valueFrom:
+          secretKeyRef:
+            name: {{ . }}
+            key: {{ $values.alerts.webhook.key }}
+      {{- end }}
       {{- with concat (.env | default list) ($values.extraEnv | default list) ($o.extraEnv | default list) }}
       {{- toYaml . | nindent 6 }}
       {{- end }}

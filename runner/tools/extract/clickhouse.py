@@ -13,6 +13,9 @@ if TYPE_CHECKING:
 
     from runner.pipeline.context import RunContext
 
+__all__ = ["ClickHouseQuery", "clickhouse_query"]
+
+
 WINDOW_PARAMETERS = ("window_start", "window_end")
 
 

@@ -152,7 +152,7 @@ class ClickHouseLoader(Loader):
         if rejected:
             import pyarrow as pa
 
-            from runner.tools.transform.python_values import quarantinable_rows
+            from runner.tools.transform._python_values import quarantinable_rows
 
             indices = [r.index for r in rejected]
             held = quarantinable_rows(batch.take(pa.array(indices, pa.int64())))

@@ -38,7 +38,7 @@ path).
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import ConfigError, FatalError, RunnerError
@@ -52,7 +52,14 @@ from runner.tools.load.staging import (
     sql_string,
     staging_name,
 )
-from runner.warehouse.sql import check_identifier, quote_identifier
+from runner.tools.load.window_rows import (
+    MICROS_PER_DAY,
+    ceil_div,
+    micros,
+    time_column_is_date,
+    window_condition,
+)
+from runner.warehouse.sql import check_identifier
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -60,18 +67,8 @@ if TYPE_CHECKING:
     from runner.pipeline.context import RunContext
 
 _PARTITION_ID = re.compile(r"[0-9a-z_-]{1,256}")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MICROSECOND = timedelta(microseconds=1)
 # Microseconds per stored integer, per Arrow temporal unit; ns is handled apart.
-_MICROS_PER = {"s": 1_000_000, "ms": 1_000, "us": 1, "date32": 86_400_000_000, "date64": 1_000}
-
-
-def _micros(instant: datetime) -> int:
-    return (instant - _EPOCH) // _ONE_MICROSECOND
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
+_MICROS_PER = {"s": 1_000_000, "ms": 1_000, "us": 1, "date32": MICROS_PER_DAY, "date64": 1_000}
 
 
 class ClickHouseReplaceWindow(ClickHouseLoader):
@@ -141,7 +138,9 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
             )
         state = ctx.step_state(self)  # per run: parallel windows share this loader
         state["partition_key"] = str(partition_key)
-        state["date_column"] = self._check_time_column(ctx, database, full_name)
+        state["date_column"] = time_column_is_date(
+            ctx.warehouse, database, self.table, self.time_column, what="replace_window"
+        )
         name = staging_name(self.table, ctx)
         drop_orphans(ctx, database, self.table, own=name)
         staging = wh.table(f"{database}.{name}")
@@ -156,28 +155,6 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
             wh.command(
                 f"ALTER TABLE {staging} MODIFY SETTING non_replicated_deduplication_window = 0"
             )
-
-    def _check_time_column(self, ctx: RunContext, database: str, full_name: str) -> bool:
-        """Whether the time column is a date (else a date-time); refuse anything else."""
-        rows = ctx.warehouse.query_rows(
-            "SELECT type FROM system.columns "
-            "WHERE database = {db:String} AND table = {t:String} AND name = {c:String}",
-            {"db": database, "t": self.table, "c": self.time_column},
-        )
-        if not rows:
-            raise ConfigError(
-                f"replace_window: table {full_name} has no column {self.time_column!r}"
-            )
-        column_type = str(rows[0][0])
-        bare = re.sub(r"^(?:Nullable|LowCardinality)\((.*)\)$", r"\1", column_type)
-        if bare in {"Date", "Date32"}:
-            return True
-        if bare.startswith("DateTime"):
-            return False
-        raise ConfigError(
-            f"replace_window: column {full_name}.{self.time_column} is {column_type}; "
-            "it must be a Date, Date32, DateTime or DateTime64"
-        )
 
     # -- write ------------------------------------------------------------------------
 
@@ -222,11 +199,11 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
                 f"{where}: column {self.time_column!r} is {kind}, not a timestamp or date; "
                 "cast it before loading"
             )
-        start, end = _micros(ctx.window.start), _micros(ctx.window.end)
+        start, end = micros(ctx.window.start), micros(ctx.window.end)
         if unit == "ns":
             low, high = start * 1_000, end * 1_000
         else:  # smallest stored value at or after each bound: exact for integer values
-            low, high = _ceil_div(start, _MICROS_PER[unit]), _ceil_div(end, _MICROS_PER[unit])
+            low, high = ceil_div(start, _MICROS_PER[unit]), ceil_div(end, _MICROS_PER[unit])
         integers = column.view(pa.int32() if unit == "date32" else pa.int64())
         extremes = pc.min_max(integers)
         smallest, largest = extremes["min"].as_py(), extremes["max"].as_py()
@@ -266,23 +243,9 @@ class ClickHouseReplaceWindow(ClickHouseLoader):
 
     def _window_condition(self, ctx: RunContext) -> tuple[str, dict[str, Any]]:
         """SQL selecting the window's rows of the target, with its bound parameters."""
-        column = quote_identifier(self.time_column, what="time column")
-        if ctx.step_state(self).get(
-            "date_column"
-        ):  # a date is in the window when its midnight (UTC) is
-            day = _MICROS_PER["date32"]
-            low = _ceil_div(_micros(ctx.window.start), day)
-            high = _ceil_div(_micros(ctx.window.end), day)
-            params: dict[str, Any] = {
-                "window_start": date(1970, 1, 1) + timedelta(days=low),
-                "window_end": date(1970, 1, 1) + timedelta(days=high),
-            }
-            kind = "Date32"
-        else:
-            params = {"window_start": ctx.window.start, "window_end": ctx.window.end}
-            kind = "DateTime64(6, 'UTC')"
-        sql = f"{column} >= {{window_start:{kind}}} AND {column} < {{window_end:{kind}}}"
-        return sql, params
+        return window_condition(
+            self.time_column, ctx.window, date_column=bool(ctx.step_state(self).get("date_column"))
+        )
 
     def _swap(self, ctx: RunContext, staging: str) -> None:
         """Replace (or drop) each partition the window covers, after checking it may."""

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from runner.pipeline.context import RunContext
 
 
+__all__ = ["Cast", "Drop", "Rename", "Select", "cast", "drop", "rename", "select"]
+
+
 _TIMESTAMP = re.compile(r"timestamp\[\s*(s|ms|us|ns)\s*(?:,\s*tz\s*=\s*([^\]\s][^\]]*?))?\s*\]")
 _DECIMAL = re.compile(r"decimal(32|64|128|256)?\(\s*(\d+)\s*,\s*(-?\d+)\s*\)")
 _OFFSET = re.compile(r"[+-]\d{2}:\d{2}")

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
     from runner.pipeline.context import RunContext
 
+__all__ = ["Where", "WithColumns", "where", "with_columns"]
+
+
 ColumnFn: TypeAlias = "Callable[[pa.RecordBatch], Any]"
 ColumnSpec: TypeAlias = "pc.Expression | ColumnFn"
 

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     from runner.pipeline.context import RunContext
 
 
+__all__ = ["Dedupe", "dedupe"]
+
+
 def _is_exact_int(arrow_type: pa.DataType) -> bool:
     """Types whose values are integers underneath, compared exactly."""
     import pyarrow.types as pt

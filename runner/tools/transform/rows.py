@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, overload
 
 from runner.errors import ConfigError, FatalError
 from runner.pipeline.steps import Transformer
+from runner.tools.transform._python_values import batch_rows, column_values, rows_of
 from runner.tools.transform.columns import parse_type
-from runner.tools.transform.python_values import batch_rows, column_values, rows_of
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from runner.pipeline.context import RunContext
 
     SchemaSpec: TypeAlias = pa.Schema | Mapping[str, pa.DataType | str]
+
+__all__ = ["FilterRows", "MapRows", "filter_rows", "map_rows"]
+
 
 RowFn = Callable[[dict[str, Any]], Mapping[str, Any] | None]
 RowPredicate = Callable[[dict[str, Any]], object]

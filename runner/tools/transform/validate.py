@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 from runner.errors import ConfigError, FatalError, ValidationFailedError
 from runner.pipeline.context import QUARANTINE_TABLE
 from runner.pipeline.steps import Transformer
-from runner.tools.transform.python_values import batch_rows
+from runner.tools.transform._python_values import batch_rows
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -1,11 +1,12 @@
 """HTTP JSON APIs as a source: ``http_json`` and its pagination styles.
 
-The package is split by concern: :mod:`.pagination` (the styles), :mod:`.session`,
-:mod:`.deadlines` and :mod:`.body` (requests, retries and the limits that keep a hostile
-server from hanging a run or exhausting its memory), :mod:`.redaction` (secrets out of
-messages), :mod:`.repeats` (APIs that page forever) and :mod:`.source` (the extractor).
+The package is split by concern: :mod:`.pagination` (the styles), :mod:`._session`,
+:mod:`._deadlines` and :mod:`._body` (requests, retries and the limits that keep a hostile
+server from hanging a run or exhausting its memory), :mod:`._redaction` (secrets out of
+messages), :mod:`._repeats` (APIs that page forever) and :mod:`.source` (the extractor).
 """
 
+from runner.tools.extract.http._redaction import REDACTED, redact_url
 from runner.tools.extract.http.pagination import (
     Cursor,
     NextLink,
@@ -16,7 +17,6 @@ from runner.tools.extract.http.pagination import (
     Pagination,
     next_link,
 )
-from runner.tools.extract.http.redaction import REDACTED, redact_url
 from runner.tools.extract.http.source import HttpJsonSource, http_json
 
 __all__ = [

@@ -4,7 +4,7 @@ Each style is a frozen pydantic model (declared once in a pipeline module, share
 run) that names the query parameters it owns and, given a fetched page, says what to ask
 for next: query parameters on the start URL, an absolute URL, or nothing (the last page).
 What they cannot see, the extractor checks: a request or a page seen before
-(:mod:`.repeats`) and the page budget.
+(:mod:`._repeats`) and the page budget.
 """
 
 from __future__ import annotations
@@ -19,8 +19,20 @@ from urllib.parse import urljoin
 from pydantic import Field, field_validator, model_validator
 
 from runner.errors import FatalError
-from runner.tools.extract.http.redaction import redact_url
+from runner.tools.extract.http._redaction import redact_url
 from runner.tools.options import DottedPath, NonBlank, ToolOptions
+
+__all__ = [
+    "Cursor",
+    "NextLink",
+    "NoPagination",
+    "OffsetLimit",
+    "Page",
+    "PageNumber",
+    "Pagination",
+    "next_link",
+]
+
 
 NextRequest: TypeAlias = "dict[str, str] | str | None"
 """What a pagination style asks for next: query params on the start URL, a URL, or stop."""

@@ -2,11 +2,11 @@
 
 One GET per page, one page in memory at a time; each page's records are yielded as a
 list of row dicts (or one Arrow batch when a schema is given) and the run loop bounds
-batch sizes.  How a request is made, retried and bounded lives in :mod:`.session`; what
-comes next in :mod:`.pagination`; loops are caught by :mod:`.repeats`.
+batch sizes.  How a request is made, retried and bounded lives in :mod:`._session`; what
+comes next in :mod:`.pagination`; loops are caught by :mod:`._repeats`.
 
 Credentials are read when the run starts, sent only to the start URL's origin, and kept
-out of logs and error messages (see :mod:`.redaction`).
+out of logs and error messages (see :mod:`._redaction`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from runner.batches import Row, from_rows
 from runner.errors import ConfigError, FatalError, PipelineError
 from runner.pipeline.steps import Extractor
-from runner.tools.extract.http.options import (
+from runner.tools.extract.http._options import (
     DEFAULT_MAX_PAGES,
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_REQUEST_DEADLINE,
@@ -29,16 +29,19 @@ from runner.tools.extract.http.options import (
     HttpJsonOptions,
     ParamValue,
 )
+from runner.tools.extract.http._redaction import Scrubber, one_line, redact_url
+from runner.tools.extract.http._repeats import RepeatGuard
+from runner.tools.extract.http._urls import origin, with_query
 from runner.tools.extract.http.pagination import MISSING, NextLink, Page, Pagination, lookup
-from runner.tools.extract.http.redaction import Scrubber, one_line, redact_url
-from runner.tools.extract.http.repeats import RepeatGuard
-from runner.tools.extract.http.urls import origin, with_query
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from runner.pipeline.context import RunContext
-    from runner.tools.extract.http.session import HttpSession
+    from runner.tools.extract.http._session import HttpSession
+
+
+__all__ = ["HttpJsonSource", "http_json"]
 
 
 class HttpJsonSource(Extractor):
@@ -68,8 +71,8 @@ class HttpJsonSource(Extractor):
 
     def _open(self, ctx: RunContext) -> HttpSession:
         """Read the token and open the pool; done when the run starts, never at import."""
-        from runner.tools.extract.http.deadlines import open_pool
-        from runner.tools.extract.http.session import HttpSession
+        from runner.tools.extract.http._deadlines import open_pool
+        from runner.tools.extract.http._session import HttpSession
 
         options = self.options
         headers = {

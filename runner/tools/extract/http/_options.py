@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
+from runner.tools.extract.http._redaction import redact_url
 from runner.tools.extract.http.pagination import NoPagination, Pagination
-from runner.tools.extract.http.redaction import redact_url
 from runner.tools.options import DottedPath, NonBlank, ToolOptions
 
 ParamValue: TypeAlias = str | int | float | bool

@@ -9,10 +9,10 @@ server could abuse, so each decision has a bound:
   ``retry_after_max`` fails the request at once (retriable: a later run tries again)
   instead of sleeping for as long as the server likes; so does a wait that would pass
   the extraction's deadline.  Waits end early when the run is cancelled.
-* deadlines (:mod:`.deadlines`): each attempt, redirects included, has ``request_deadline``
+* deadlines (:mod:`._deadlines`): each attempt, redirects included, has ``request_deadline``
   seconds, and no more than what is left of ``extract_deadline``.
 * redirects: at most five, to http(s) only; credentials only to the start URL's origin.
-* bodies (:mod:`.body`): at most ``max_response_bytes`` once decompressed.
+* bodies (:mod:`._body`): at most ``max_response_bytes`` once decompressed.
 
 Whatever still fails becomes a one-line RetriableError (exit 75) or FatalError naming the
 redacted URL.
@@ -37,13 +37,14 @@ from urllib3 import BaseHTTPResponse, PoolManager, Timeout
 from urllib3.exceptions import HTTPError, LocationValueError, SSLError
 
 from runner.errors import FatalError, InterruptedRunError, RetriableError
-from runner.tools.extract.http.body import read_capped, read_snippet
-from runner.tools.extract.http.deadlines import Watch
-from runner.tools.extract.http.redaction import Scrubber, one_line, redact_url
-from runner.tools.extract.http.urls import origin
+from runner.ops.retries import note_retry
+from runner.tools.extract.http._body import read_capped, read_snippet
+from runner.tools.extract.http._deadlines import Watch
+from runner.tools.extract.http._redaction import Scrubber, one_line, redact_url
+from runner.tools.extract.http._urls import origin
 
 if TYPE_CHECKING:
-    from runner.tools.extract.http.options import HttpJsonOptions
+    from runner.tools.extract.http._options import HttpJsonOptions
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -174,6 +175,7 @@ class HttpSession:
                 f"pass the extract_deadline={self.options.extract_deadline:g} s; a later run "
                 "retries"
             )
+        note_retry()
         self.log.warning(
             "http request retried",
             url=shown,

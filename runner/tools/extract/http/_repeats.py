@@ -20,7 +20,7 @@ from collections import OrderedDict
 from typing import Any
 
 from runner.errors import FatalError
-from runner.tools.extract.http.redaction import redact_url
+from runner.tools.extract.http._redaction import redact_url
 
 RECENT = 10_000
 """Digests remembered per kind: a cycle longer than this is left to ``max_pages``."""
