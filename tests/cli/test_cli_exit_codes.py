@@ -15,7 +15,7 @@ import pytest
 from runner import errors
 from runner.errors import EXIT_CODES, ExitCode, RunnerError
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 PIPELINES = {
     "numbers": """
