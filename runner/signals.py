@@ -12,8 +12,11 @@ answer it:
   ``SignalStop`` is a ``BaseException`` (like ``KeyboardInterrupt``), so no ``except
   Exception`` on its way turns it into another error.  Later signals are ignored: the
   cleanup they would cut short is bounded by request timeouts.
-* :func:`stop_on_signals`, around a run's execution: the first signal only asks the run to
-  stop between batches and arms a grace timer; a second one ends the grace at once.
+* :func:`stop_on_signals`, around work that can stop between batches (a run's execution, a
+  local backfill's windows): the first signal only sets a cancel event.  With a deadline
+  (a run) it also arms a grace timer, and a second signal ends the grace at once; without
+  one (a backfill, whose windows are runs with their own deadlines) the handlers from
+  before the block come back, so a second signal stops at once as in any other phase.
 
 :func:`shielded` marks a block that a signal must not cut in half (deleting a Lease; one
 migration statement and its history row): a signal arriving inside is raised as the block
@@ -108,18 +111,24 @@ def shielded() -> Iterator[None]:
             raise SignalStop(signum)
 
 
+STOP_REQUESTED = "stop requested; finishing the current batch"
+
+
 @contextmanager
 def stop_on_signals(
     cancel: threading.Event,
     log: Any,
     *,
-    grace_seconds: float,
-    on_deadline: Callable[[], None],
+    event: str = STOP_REQUESTED,
+    grace_seconds: float = 0.0,
+    on_deadline: Callable[[], None] | None = None,
 ) -> Iterator[None]:
-    """The first SIGTERM/SIGINT asks a run to stop between batches (sets ``cancel``).
+    """The first SIGTERM/SIGINT asks the work to stop between batches (sets ``cancel``).
 
-    If the run has not stopped ``grace_seconds`` later, or a second signal comes,
-    ``on_deadline`` runs on a timer thread (it records, releases and exits).
+    ``event`` is logged (from a helper thread, see :func:`_log_soon`) with the signal's
+    name.  With ``on_deadline``: if the work has not stopped ``grace_seconds`` later, or a
+    second signal comes, ``on_deadline`` runs on a timer thread (it records, releases and
+    exits).  Without it, the first signal puts back the handlers from before the block.
     """
     if not _on_main_thread():
         yield
@@ -127,27 +136,30 @@ def stop_on_signals(
     previous: dict[int, Any] = {}
     timers: list[threading.Timer] = []
 
-    def start_deadline(seconds: float) -> None:
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    def start_deadline(seconds: float, action: Callable[[], None]) -> None:
         for timer in timers:
             timer.cancel()
-        deadline = threading.Timer(seconds, on_deadline)
+        deadline = threading.Timer(seconds, action)
         deadline.daemon = True
         deadline.start()
         timers.append(deadline)
 
     def handle(signum: int, _frame: FrameType | None) -> None:
-        if cancel.is_set() and timers:
+        if on_deadline is None:
+            _log_soon(log, event, signal=signal.Signals(signum).name)
+            cancel.set()
+            restore()
+        elif cancel.is_set() and timers:
             _log_soon(log, "second stop request; ending the grace period now")
-            start_deadline(0)
-            return
-        _log_soon(
-            log,
-            "stop requested; finishing the current batch",
-            signal=signal.Signals(signum).name,
-            grace_seconds=grace_seconds,
-        )
-        cancel.set()
-        start_deadline(grace_seconds)
+            start_deadline(0, on_deadline)
+        else:
+            _log_soon(log, event, signal=signal.Signals(signum).name, grace_seconds=grace_seconds)
+            cancel.set()
+            start_deadline(grace_seconds, on_deadline)
 
     for stop_signal in STOP_SIGNALS:
         previous[stop_signal] = signal.signal(stop_signal, handle)
@@ -156,5 +168,4 @@ def stop_on_signals(
     finally:
         for timer in timers:
             timer.cancel()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        restore()

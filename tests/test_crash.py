@@ -82,13 +82,13 @@ def env_for(project):
     }
 
 
-def runner(project, *args, check=True):
+def runner(project, *args, check=True, timeout=120):
     result = subprocess.run(
         [sys.executable, "-m", "runner", *args],
         env=env_for(project),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
     if check:
@@ -158,14 +158,20 @@ def test_sigkill_mid_load_then_rerun_loads_every_row_once(project, mode):
 
 
 def test_two_concurrent_runs_one_refuses(project, tmp_path):
-    # the first run holds its lock until the second has been refused: no race on timing
+    """The first run holds its lock, provably, until the second has been refused.
+
+    Its load step says it entered (the run lock is taken before any step runs) and then
+    waits for a file only the test creates, so nothing depends on how fast either process
+    starts on a loaded machine; the waits are bounded far above any start-up time.
+    """
     (project / "pipelines" / "held_pipeline.py").write_text(
         "import time\nfrom pathlib import Path\nfrom runner import el\n"
         "def load(batch, ctx):\n"
         "    Path(ctx.params['entered']).write_text('')\n"
-        "    for _ in range(1200):\n"
-        "        if Path(ctx.params['release']).exists():\n"
-        "            return\n"
+        "    deadline = time.monotonic() + 600\n"
+        "    while not Path(ctx.params['release']).exists():\n"
+        "        if time.monotonic() > deadline:\n"
+        "            raise RuntimeError('never released')\n"
         "        time.sleep(0.05)\n"
         "pipeline = el('held', extract=[{'i': 1}], load=load)\n"
     )
@@ -176,17 +182,20 @@ def test_two_concurrent_runs_one_refuses(project, tmp_path):
         [sys.executable, "-m", "runner", "run", "held", *WINDOW, *gates],
         env=env_for(project),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    for _ in range(1200):  # bounded: at most a minute
-        if entered.exists() or first.poll() is not None:
-            break
-        time.sleep(0.05)
-    second = runner(project, "run", "held", *WINDOW, check=False)
-    release.write_text("")
-    first.wait(timeout=60)
-    assert first.returncode == 0
-    assert second.returncode == 5
+    try:
+        deadline = time.monotonic() + 300
+        while not entered.exists() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert entered.exists(), "the first run never reached its load step"
+        second = runner(project, "run", "held", *WINDOW, check=False, timeout=300)
+    finally:
+        release.write_text("")
+        _, first_err = first.communicate(timeout=300)
+    assert first.returncode == 0, first_err
+    assert second.returncode == 5, second.stderr
     assert "run:held" in second.stderr
     assert "held by" in second.stderr
 

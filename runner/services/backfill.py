@@ -9,11 +9,9 @@ schema gate is passed once, so a window costs little more than its own work.
 
 from __future__ import annotations
 
-import signal
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,9 +21,13 @@ from runner.errors import ConfigError, InterruptedRunError, RunnerError, UsageEr
 from runner.log import get_logger
 from runner.pipeline.backfill import SCHEDULE, BackfillPlan, Step, make_plan, plan_windows
 from runner.pipeline.windows import Window
+from runner.signals import stop_on_signals
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from runner.pipeline.discovery import Registry
+    from runner.services.run_hooks import RunHook
     from runner.settings import Settings
     from runner.state.runs import RunRecord
 
@@ -92,31 +94,6 @@ class LocalOutcome:
     interrupted: bool = False
 
 
-@contextmanager
-def _stop_on_ctrl_c(cancel: threading.Event) -> Iterator[None]:
-    """First Ctrl-C/SIGTERM: start no new window, stop running ones between batches."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def handle(signum: int, _frame: object) -> None:
-        get_logger().warning(
-            "stopping the backfill between batches", signal=signal.Signals(signum).name
-        )
-        cancel.set()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-    for sig in previous:
-        signal.signal(sig, handle)
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def run_local(
     settings: Settings,
     registry: Registry,
@@ -126,10 +103,12 @@ def run_local(
     parallelism: int = 1,
     on_window: Callable[[Window, str, dict[str, Any]], None] | None = None,
     cancel: threading.Event | None = None,
+    hooks: Sequence[RunHook] = (),
 ) -> LocalOutcome:
     """Run ``windows`` of ``name`` in this process, ``parallelism`` at a time.
 
-    Every window is an ordinary run (lock, history, state), sharing one run session.
+    Every window is an ordinary run (lock, history, state, ``hooks``), sharing one run
+    session.
     """
     from runner.services.run import run_pipeline
     from runner.services.session import RunSession
@@ -146,35 +125,59 @@ def run_local(
         if stop.is_set():
             return "skipped", {}
         result = run_pipeline(
-            backfill_settings, registry, name, window=window, cancel=stop, session=session
+            backfill_settings,
+            registry,
+            name,
+            window=window,
+            cancel=stop,
+            session=session,
+            hooks=hooks,
         )
         return result.status, {k: v.as_dict() for k, v in result.steps.items()}
 
     with (
         session,
-        _stop_on_ctrl_c(stop),
+        # first Ctrl-C/SIGTERM: no new window, running ones stop between batches; a second
+        # one stops at once (SignalStop, from the CLI's handler)
+        stop_on_signals(stop, get_logger(), event="stopping the backfill between batches"),
         ThreadPoolExecutor(max_workers=parallelism) as pool,
     ):
-        pending: dict[Future[tuple[str, dict[str, Any]]], Window] = {}
-        queue = list(windows)
-        while queue or pending:
-            while queue and len(pending) < parallelism and not stop.is_set():
-                window = queue.pop(0)
-                pending[pool.submit(one, window)] = window
-            if not pending:
-                break
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                window = pending.pop(future)
-                status, steps = _outcome_of(future)
-                if status == "succeeded":
-                    outcome.succeeded.append(window)
-                elif status not in {"skipped", "cancelled"}:
-                    outcome.failed[window] = status
-                if on_window is not None:
-                    on_window(window, status, steps)
+        for window, status, steps in _as_they_end(pool, one, windows, parallelism, stop):
+            if status == "succeeded":
+                outcome.succeeded.append(window)
+            elif status not in {"skipped", "cancelled"}:
+                outcome.failed[window] = status
+            if on_window is not None:
+                on_window(window, status, steps)
     outcome.interrupted = stop.is_set()
     return outcome
+
+
+WindowRun = Callable[[Window], tuple[str, dict[str, Any]]]
+
+
+def _as_they_end(
+    pool: ThreadPoolExecutor,
+    one: WindowRun,
+    windows: list[Window],
+    parallelism: int,
+    stop: threading.Event,
+) -> Iterator[tuple[Window, str, dict[str, Any]]]:
+    """Each window's status and step stats as its run ends, ``parallelism`` at a time.
+
+    No window is started once ``stop`` is set; the ones running finish (between batches).
+    """
+    pending: dict[Future[tuple[str, dict[str, Any]]], Window] = {}
+    queue = list(windows)
+    while queue or pending:
+        while queue and len(pending) < parallelism and not stop.is_set():
+            window = queue.pop(0)
+            pending[pool.submit(one, window)] = window
+        if not pending:
+            break
+        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for future in done:
+            yield (pending.pop(future), *_outcome_of(future))
 
 
 def _outcome_of(future: Future[tuple[str, dict[str, Any]]]) -> tuple[str, dict[str, Any]]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
@@ -37,12 +38,13 @@ from runner.pipeline.windows import Window, is_fire_time, previous_fires, schedu
 from runner.services.window_source import RunTime, run_time
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
     from runner.log import RunLogFile
     from runner.pipeline.discovery import Registry
     from runner.pipeline.spec import PipelineSpec
-    from runner.services.run import RunResult
+    from runner.services.run_hooks import RunHook
+    from runner.services.run_record import RunResult
     from runner.services.session import RunSession
     from runner.settings import Settings
     from runner.state.runs import RunHistory
@@ -104,11 +106,13 @@ def run_scheduled(
     now: datetime | None = None,
     connect: Callable[[], Warehouse] | None = None,
     cancel: threading.Event | None = None,
+    hooks: Sequence[RunHook] = (),
 ) -> RunResult:
     """Run ``name`` without an explicit window: catch up (scheduled runs), then its own.
 
     ``now`` is the clock (tests pass one).  Raises the run's own error, else the first
-    catch-up window's error, after both were tried.
+    catch-up window's error, after both were tried.  ``hooks`` plug into every run made
+    (runner.services.run_hooks).
     """
     from runner.services.run import run_pipeline
     from runner.services.session import RunSession
@@ -128,22 +132,24 @@ def run_scheduled(
         structlog.contextvars.bound_contextvars(**when.log_fields()),  # on every run's lines
         RunSession(settings, connect) as session,
     ):
-        if own is not None:
-            todo = _plan(settings, session, spec, own)
-            failures = _catch_up(settings, registry, name, todo, params, log_file, stop, session)
-        if stop.is_set():
-            raise InterruptedRunError("stopped between catch-up windows; the run's own not run")
-        result = run_pipeline(
-            settings,
-            registry,
-            name,
+        run = partial(
+            run_pipeline,
+            registry=registry,
+            name=name,
             params=params,
             log_file=log_file,
             cancel=stop,
             session=session,
-            at=when.at,
-            once=own is not None,
+            once=True,
+            hooks=hooks,
         )
+        if own is not None:
+            todo = _plan(settings, session, spec, own)
+            catchup_settings = settings.model_copy(update={"trigger": CATCHUP_TRIGGER})
+            failures = _catch_up(name, todo, stop, partial(run, catchup_settings))
+        if stop.is_set():
+            raise InterruptedRunError("stopped between catch-up windows; the run's own not run")
+        result = run(settings, at=when.at, once=own is not None)
     if failures:  # the run's own window is done: exit as the first failed window did
         raise failures[0][1]
     return result
@@ -206,36 +212,19 @@ def _plan(
     return plan.windows
 
 
-def _catch_up(  # noqa: PLR0917 - private; one call site
-    settings: Settings,
-    registry: Registry,
+def _catch_up(
     name: str,
     windows: tuple[Window, ...],
-    params: Mapping[str, str] | None,
-    log_file: RunLogFile | None,
     stop: threading.Event,
-    session: RunSession,
+    run: Callable[..., RunResult],
 ) -> list[tuple[Window, RunnerError]]:
-    """Run each window as a catch-up run; the failures, in order."""
-    from runner.services.run import run_pipeline
-
-    catchup_settings = settings.model_copy(update={"trigger": CATCHUP_TRIGGER})
+    """Run each window as a catch-up run (``run(window=...)``); the failures, in order."""
     failures: list[tuple[Window, RunnerError]] = []
     for window in windows:
         if stop.is_set():
             break
         try:
-            run_pipeline(
-                catchup_settings,
-                registry,
-                name,
-                window=window,
-                params=params,
-                log_file=log_file,
-                cancel=stop,
-                session=session,
-                once=True,
-            )
+            run(window=window)
         except InterruptedRunError:
             raise
         except AlreadyRunningError as exc:  # loading now elsewhere: that run finishes it

@@ -1,18 +1,22 @@
-"""Running one pipeline once: gate, lock, window, record, run, commit, release.
+"""Running one pipeline once: lock, gate, window, record, run, check, commit, release.
 
-Order matters for the guarantees:
+:class:`PipelineRun` holds one run's parts and goes through its steps in an order the
+guarantees depend on:
 
-1. the schema gate refuses a database behind the code (exit 4);
-2. the lock (per pipeline, or per window) is taken before the window is read from the
-   watermark, so two runs never compute overlapping windows (exit 5 when held);
+1. the locks (per pipeline, or per window) are taken before the warehouse is touched and
+   before the window is read from the watermark, so two runs never compute overlapping
+   windows (exit 5 when held);
+2. the schema gate refuses a database behind the code (exit 4);
 3. the run log file is opened (a bad ``RUNNER_LOG_DIR`` fails here, before anything is
    recorded); the run takes its liveness lock (file locks) and is recorded as running,
    and a heartbeat keeps it alive; a run that dies without finishing is marked failed by
    the next run (see runner.state.liveness);
-4. staged state (watermarks) is committed only after the run succeeded;
-5. the lock is released whatever happened.  SIGTERM stops between batches; if the current
-   batch does not finish within the grace period the process records the cancellation,
-   releases the lock, says so on stderr and exits 130 anyway.
+4. after the load, the after-load hooks may still fail the run; staged state (watermarks)
+   is committed only after that, then the run is recorded succeeded;
+5. the locks are released whatever happened, then the on-finish hooks hear the outcome
+   (runner.services.run_hooks).  SIGTERM stops between batches; if the current batch
+   does not finish within the grace period the process records the cancellation,
+   releases the locks, says so on stderr and exits 130 anyway.
 
 Any exception is recorded: a framework bug or a step's ``sys.exit`` becomes a FatalError
 on the record and in the one-line error, never a traceback and never a run left
@@ -22,34 +26,36 @@ on the record and in the one-line error, never a traceback and never a run left
 from __future__ import annotations
 
 import os
-import secrets
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from runner.errors import (
-    ExitCode,
-    FatalError,
-    InterruptedRunError,
-    RunnerError,
-    error_line,
-)
+from runner.errors import ExitCode, InterruptedRunError
 from runner.log import get_logger
-from runner.ops.retries import retries_so_far
-from runner.pipeline.context import RunContext, RunResources, StepStats
+from runner.pipeline.context import RunContext, RunResources
 from runner.pipeline.windows import Window, resolve_window
 from runner.redaction import looks_secret, register_secret
 from runner.services.data_checks import run_data_checks
-from runner.services.run_outcome import report_run
+from runner.services.heartbeat import Heartbeat
+from runner.services.run_errors import announce_hard_stop, framework_error
+from runner.services.run_hooks import (
+    RunHook,
+    RunOutcome,
+    check_after_load,
+    exit_code_of,
+    notify_finished,
+)
+from runner.services.run_outcome import ops_hooks
+from runner.services.run_record import RunRecorder, RunResult, mark_dead_runs, new_run_id
 from runner.services.session import PooledResources, RunSession
 from runner.signals import SignalStop, stop_on_signals
+from runner.state.run_locks import HeldLocks
 from runner.state.watermarks import WINDOW_END_KEY, RunState, StateStore
 
 if TYPE_CHECKING:
@@ -57,90 +63,18 @@ if TYPE_CHECKING:
     from runner.pipeline.discovery import Registry
     from runner.pipeline.kinds import Pipeline
     from runner.settings import Settings
-    from runner.state.liveness import LivenessLock
-    from runner.state.locks import Lock
-    from runner.state.runs import RunHistory, RunRecord
+    from runner.state.runs import RunHistory
     from runner.warehouse.client import Warehouse
 
 
-@dataclass
-class RunResult:
-    """What a run did; the CLI prints it as the run's last log line."""
-
-    pipeline: str
-    run_id: str
-    window: Window | None
-    status: str
-    duration_seconds: float = 0.0
-    steps: dict[str, StepStats] = field(default_factory=dict)
-    plan: dict[str, Any] | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain data for logs and JSON output."""
-        out: dict[str, Any] = {
-            "pipeline": self.pipeline,
-            "run_id": self.run_id,
-            "window_start": self.window.start.isoformat() if self.window else None,
-            "window_end": self.window.end.isoformat() if self.window else None,
-            "status": self.status,
-            "duration_seconds": round(self.duration_seconds, 3),
-            "steps": {k: v.as_dict() for k, v in self.steps.items()},
-        }
-        if self.plan is not None:
-            out["plan"] = self.plan
-        return out
+#: Triggers whose runs hold only their window's lock, not the pipeline's: backfill windows
+#: and the windows a scheduled run catches up (runner.services.catchup).
+WINDOW_LOCK_ONLY = frozenset({"backfill", "catchup"})
 
 
-def new_run_id(now: datetime | None = None) -> str:
-    """A run id that sorts by start time and is unique across pods."""
-    moment = now or datetime.now(UTC)
-    return f"{moment:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
-
-
-class Heartbeat:
-    """Re-records a running run every ``interval`` seconds; stops the run if its lock is lost."""
-
-    def __init__(  # noqa: PLR0917 - all required, named at the one call site
-        self,
-        history: RunHistory,
-        record: RunRecord,
-        steps: dict[str, StepStats],
-        interval: float,
-        locks: HeldLocks,
-        cancel: threading.Event,
-    ) -> None:
-        self._history = history
-        self._record = record
-        self._steps = steps
-        self._interval = interval
-        self._locks = locks
-        self._cancel = cancel
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
-
-    def __enter__(self) -> Heartbeat:
-        self._locks.on_lost(self._cancel.set)  # stop between batches as soon as a lock is lost
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _beat(self) -> None:
-        from runner.state.runs import apply_stats
-
-        log = get_logger()
-        while not self._stop.wait(self._interval):
-            if self._locks.lost():
-                log.error("run lock lost; stopping the run between batches")
-                self._cancel.set()
-            self._record.heartbeat_at = datetime.now(UTC)
-            apply_stats(self._record, self._steps)
-            try:
-                self._history.write(self._record)
-            except RunnerError as exc:
-                log.warning("heartbeat not recorded", error=str(exc))
+def window_lock_name(pipeline: str, window: Window) -> str:
+    """The lock a run of ``window`` holds (keyed by the window's start)."""
+    return f"run:{pipeline}:{window.start.isoformat()}"
 
 
 def run_pipeline(
@@ -157,6 +91,7 @@ def run_pipeline(
     session: RunSession | None = None,
     at: datetime | None = None,
     once: bool = False,
+    hooks: Sequence[RunHook] = (),
 ) -> RunResult:
     """Run pipeline ``name`` once; raises a RunnerError (already logged) on failure.
 
@@ -165,147 +100,291 @@ def run_pipeline(
     scheduled run is for).  With ``once`` a window a succeeded run already covered is
     skipped, checked under the window's lock (scheduled and catch-up runs: each window
     lands once).  Runs that share a ``session`` (a local backfill, a scheduled run's
-    catch-up) reuse its connections and checks.
+    catch-up) reuse its connections and checks.  ``hooks`` plug into the run
+    (runner.services.run_hooks).
     """
-    for key, value in (params or {}).items():  # `--param api_token=...` is a secret
-        if looks_secret(key):
-            register_secret(value)
     pipeline = registry.load(name)
-    run_id = new_run_id()
     if dry_run:
-        planned = resolve_window(pipeline.spec, explicit=window, now=at)
-        result = RunResult(name, run_id, planned, "planned", plan=pipeline.describe())
-        with _bound(name, run_id, planned):
-            get_logger().info("dry run: nothing read or written", plan=result.plan)
-        return result
-    own_session = session is None
+        return plan_run(pipeline, window, at)
     shared = session or RunSession(settings, connect)
-    resources = shared.resources()
     try:
-        return _run(
+        return PipelineRun(
             settings,
             pipeline,
-            run_id,
-            window,
-            params,
-            resources,
-            log_file,
-            cancel,
             shared,
+            window=window,
             at=at,
             once=once,
-        )
+            params=params,
+            log_file=log_file,
+            cancel=cancel,
+            hooks=hooks,
+        ).run()
     finally:
-        resources.close()
-        if own_session:
+        if session is None:
             shared.close()
 
 
-def _run(  # noqa: PLR0917 - private; one call site
-    settings: Settings,
-    pipeline: Pipeline,
-    run_id: str,
-    explicit: Window | None,
-    params: Mapping[str, str] | None,
-    resources: PooledResources,
-    log_file: RunLogFile | None,
-    cancel: threading.Event | None,
-    session: RunSession,
-    *,
-    at: datetime | None,
-    once: bool,
-) -> RunResult:
-    from runner.state.runs import RunHistory
+def plan_run(pipeline: Pipeline, window: Window | None, at: datetime | None) -> RunResult:
+    """A dry run: the window a run would take and the pipeline's plan; nothing touched."""
+    planned = resolve_window(pipeline.spec, explicit=window, now=at)
+    result = RunResult(pipeline.name, new_run_id(), planned, "planned", plan=pipeline.describe())
+    with bound_run(pipeline.name, result.run_id, planned):
+        get_logger().info("dry run: nothing read or written", plan=result.plan)
+    return result
 
-    name = pipeline.name
-    spec = pipeline.spec
-    locks = HeldLocks(settings)
-    try:
-        # Locks come first: "already running" must not depend on reaching the warehouse
-        # (an embedded warehouse admits one process).  A run holds the pipeline lock (unless
-        # windows may run concurrently, or it is a backfill or catch-up window) and its
-        # window's lock, so a backfill never overlaps the scheduled run of the same window.
-        if not (spec.concurrent_windows or settings.trigger in WINDOW_LOCK_ONLY):
-            locks.take(f"run:{name}")
-        early = None if spec.incremental else resolve_window(spec, explicit=explicit, now=at)
+
+@dataclass
+class RunRecords:
+    """Where a run reads and writes its history and state, and the state it started from."""
+
+    history: RunHistory
+    store: StateStore
+    committed: dict[str, Any]
+
+
+class PipelineRun:
+    """One run of one pipeline: the parts it holds, and its steps in order.
+
+    :meth:`run` calls :meth:`take_locks`, :meth:`open_records`, :meth:`resolve_window`,
+    :meth:`execute` and :meth:`finish`; the locks and connections are released whatever
+    happened, before :meth:`finish`.  Hooks (runner.services.run_hooks) plug in at two
+    points: after the load, inside :meth:`execute`, and in :meth:`finish`.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        pipeline: Pipeline,
+        session: RunSession,
+        *,
+        window: Window | None = None,
+        at: datetime | None = None,
+        once: bool = False,
+        params: Mapping[str, str] | None = None,
+        log_file: RunLogFile | None = None,
+        cancel: threading.Event | None = None,
+        hooks: Sequence[RunHook] = (),
+    ) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.session = session
+        self.explicit = window
+        self.at = at
+        self.once = once
+        self.params: dict[str, str] = dict(params or {})
+        for key, value in self.params.items():  # `--param api_token=...` is a secret
+            if looks_secret(key):
+                register_secret(value)
+        self.log_file = log_file
+        self.cancel = cancel
+        self.hooks = (*hooks, *ops_hooks(settings, pipeline.spec))
+        self.run_id = new_run_id()
+        self.result = RunResult(pipeline.name, self.run_id, None, "running")
+        self.locks = HeldLocks(settings)
+        self.recorder: RunRecorder | None = None
+        self._started = time.monotonic()
+
+    @property
+    def name(self) -> str:
+        """The pipeline's name."""
+        return self.pipeline.name
+
+    def run(self) -> RunResult:
+        """Run once; raises a RunnerError (already logged and recorded) on failure."""
+        self._started = time.monotonic()
+        resources = self.session.resources()
+        try:
+            try:
+                early = self.take_locks()
+                records = self.open_records(resources)
+                window = self.resolve_window(early, records)
+                if window is not None:
+                    with bound_run(self.name, self.run_id, window), self._run_log():
+                        if self.session.first_look_for_stale(self.name):  # once per session
+                            mark_dead_runs(self.settings, records.history, self.name)
+                        self.execute(window, resources, records)
+            finally:
+                self.locks.release()
+                resources.close()
+        except BaseException as caught:
+            self.finish(caught)
+            raise
+        self.finish(None)
+        return self.result
+
+    def take_locks(self) -> Window | None:
+        """Take the locks that need no warehouse; returns the window when already known.
+
+        Locks come first: "already running" must not depend on reaching the warehouse (an
+        embedded warehouse admits one process).  A run holds the pipeline lock (unless
+        windows may run concurrently, or it is a backfill or catch-up window) and its
+        window's lock, so a backfill never overlaps the scheduled run of the same window.
+        An incremental window is known only from the watermark (:meth:`resolve_window`).
+        """
+        spec = self.pipeline.spec
+        if not (spec.concurrent_windows or self.settings.trigger in WINDOW_LOCK_ONLY):
+            self.locks.take(f"run:{self.name}")
+        if spec.incremental:
+            return None
+        early = resolve_window(spec, explicit=self.explicit, now=self.at)
         if early is not None:
-            locks.take(window_lock_name(name, early))
-        warehouse = session.open_ready(settings, resources)
-        store = StateStore(warehouse, settings.state_database)
-        committed = store.load(name)
+            self.locks.take(window_lock_name(self.name, early))
+        return early
+
+    def open_records(self, resources: PooledResources) -> RunRecords:
+        """Connect with the schema gate passed; the run history and the committed state."""
+        from runner.state.runs import RunHistory
+
+        warehouse = self.session.open_ready(self.settings, resources)
+        store = StateStore(warehouse, self.settings.state_database)
+        history = RunHistory(warehouse, self.settings.state_database)
+        return RunRecords(history, store, store.load(self.name))
+
+    def resolve_window(self, early: Window | None, records: RunRecords) -> Window | None:
+        """The run's window, under its lock; None (result ``skipped``) when nothing is to do."""
         window = early or resolve_window(
-            spec, explicit=explicit, now=at, watermark=_watermark(committed)
+            self.pipeline.spec,
+            explicit=self.explicit,
+            now=self.at,
+            watermark=_watermark(records.committed),
         )
         if window is None:
-            with _bound(name, run_id, None):
-                get_logger().info("nothing to do: the watermark is up to date")
-            return RunResult(name, run_id, None, "skipped")
+            self._skip(None, "nothing to do: the watermark is up to date")
+            return None
         if early is None:
-            locks.take(window_lock_name(name, window))
-        history = RunHistory(warehouse, settings.state_database)
-        if once and history.has_succeeded(name, window):  # under the window's lock
-            with _bound(name, run_id, window):
-                get_logger().info("nothing to do: a run of this window already succeeded")
-            return RunResult(name, run_id, window, "skipped")
-        with _bound(name, run_id, window), _run_log(settings, log_file, name, run_id):
-            if session.first_look_for_stale(name):  # once per pipeline in a session
-                _mark_dead_runs(settings, history, name)
-            return _execute(
-                settings,
-                pipeline,
-                run_id,
-                window,
-                params,
-                resources,
-                cancel,
-                history=history,
-                store=store,
-                committed=committed,
-                locks=locks,
+            self.locks.take(window_lock_name(self.name, window))
+        if self.once and records.history.has_succeeded(self.name, window):  # under its lock
+            self._skip(window, "nothing to do: a run of this window already succeeded")
+            return None
+        return window
+
+    def execute(self, window: Window, resources: RunResources, records: RunRecords) -> None:
+        """Record the run, run the pipeline and the after-load hooks, commit, record the end.
+
+        Any exception is recorded: a framework bug or a step's ``sys.exit`` becomes a
+        FatalError, a signal an InterruptedRunError; never a run left ``running``.
+        """
+        log = get_logger()
+        self.result.window = window
+        recorder = self.recorder = RunRecorder(
+            self.settings, records.history, self.locks, self.result
+        )
+        record = recorder.start(window)
+        ctx = self._context(window, resources, records.committed)
+        trigger = self.settings.trigger
+        log.info("run started", kind=self.pipeline.kind, trigger=trigger, params=self.params)
+        try:
+            with (
+                stop_on_signals(
+                    ctx.cancel,
+                    log,
+                    grace_seconds=self.settings.stop_grace_seconds,
+                    on_deadline=lambda: self._hard_stop(recorder),
+                ),
+                Heartbeat(
+                    records.history,
+                    record,
+                    self.result.steps,
+                    self.settings.heartbeat_seconds,
+                    self.locks,
+                    ctx.cancel,
+                ),
+            ):
+                self.pipeline.run(ctx)
+                run_data_checks(self.pipeline, ctx)  # the declared checks, then the hooks'
+                check_after_load(self.hooks, self.pipeline, ctx)
+            self._commit_state(records, ctx.state.staged, window)
+            recorder.end("succeeded")
+        except (Exception, KeyboardInterrupt, SystemExit, SignalStop) as caught:
+            exc = framework_error(caught)
+            recorder.fail(exc)
+            if exc is caught:
+                raise
+            raise exc from caught
+        finally:
+            summary = self.result.as_dict()
+            log.info(
+                "run finished",
+                status=self.result.status,
+                duration_seconds=summary["duration_seconds"],
+                steps=summary["steps"],
             )
-    finally:
-        locks.release()
 
+    def finish(self, caught: BaseException | None) -> None:
+        """The outcome is known and the locks are released: tell the on-finish hooks."""
+        if not self.hooks:
+            return
+        error = None if caught is None else framework_error(caught)
+        status = self.result.status
+        if error is not None and status in {"running", "succeeded"}:  # refused, or not recorded
+            status = "cancelled" if isinstance(error, InterruptedRunError) else "failed"
+        outcome = RunOutcome(
+            pipeline=self.name,
+            run_id=self.run_id,
+            trigger=self.settings.trigger,
+            window=self.result.window,
+            status=status,
+            exit_code=exit_code_of(error),
+            duration_seconds=self.result.duration_seconds or time.monotonic() - self._started,
+            finished_at=datetime.now(UTC),
+            recorded=self.recorder is not None and self.recorder.record is not None,
+            error=error,
+            steps=dict(self.result.steps),
+        )
+        with bound_run(self.name, self.run_id, self.result.window):
+            notify_finished(self.hooks, outcome)
 
-@contextmanager
-def _run_log(
-    settings: Settings, log_file: RunLogFile | None, name: str, run_id: str
-) -> Iterator[None]:
-    """Copy the run's log lines to ``RUNNER_LOG_DIR/<pipeline>/<run_id>.jsonl`` if set."""
-    if log_file is None or settings.log_dir is None:
-        yield
-        return
-    log_file.open(settings.resolve(settings.log_dir) / name / f"{run_id}.jsonl")
-    try:
-        yield
-    finally:
-        log_file.close()
+    def _skip(self, window: Window | None, reason: str) -> None:
+        self.result.window, self.result.status = window, "skipped"
+        with bound_run(self.name, self.run_id, window):
+            get_logger().info(reason)
 
+    def _context(
+        self, window: Window, resources: RunResources, committed: dict[str, Any]
+    ) -> RunContext:
+        return RunContext(
+            pipeline=self.name,
+            run_id=self.run_id,
+            window=window,
+            settings=self.settings,
+            resources=resources,
+            log=get_logger(),
+            params=self.params,
+            cancel=self.cancel,
+            stats=self.result.steps,
+            state=RunState(committed),
+        )
 
-#: Triggers whose runs hold only their window's lock, not the pipeline's: backfill windows
-#: and the windows a scheduled run catches up (runner.services.catchup).
-WINDOW_LOCK_ONLY = frozenset({"backfill", "catchup"})
+    def _commit_state(self, records: RunRecords, staged: Mapping[str, Any], window: Window) -> None:
+        """Commit staged state; the watermark only moves forward (backfills run old windows)."""
+        mark = _watermark(records.committed)
+        moved = mark is None or window.end > mark
+        forward = {WINDOW_END_KEY: window.end.isoformat()} if moved else {}
+        records.store.save(self.name, {**staged, **forward}, self.run_id)
 
+    def _hard_stop(self, recorder: RunRecorder) -> None:
+        """The grace period is over (on a timer thread): record, release, tell, exit 130."""
+        stopped = announce_hard_stop(self.settings, self.run_id)  # before anything may hang
+        try:
+            recorder.end("cancelled", stopped)
+        finally:
+            self.locks.release()
+            self.finish(stopped)
+            os._exit(int(ExitCode.INTERRUPTED))
 
-def window_lock_name(pipeline: str, window: Window) -> str:
-    """The lock a run of ``window`` holds (keyed by the window's start)."""
-    return f"run:{pipeline}:{window.start.isoformat()}"
-
-
-def _commit_state(  # noqa: PLR0917 - private helper
-    store: StateStore,
-    name: str,
-    committed: Mapping[str, Any],
-    staged: Mapping[str, Any],
-    window: Window,
-    run_id: str,
-) -> None:
-    """Commit staged state; the watermark only moves forward (backfills may run old windows)."""
-    mark = _watermark(committed)
-    forward = mark is None or window.end > mark
-    store.save(
-        name, {**staged, **({WINDOW_END_KEY: window.end.isoformat()} if forward else {})}, run_id
-    )
+    @contextmanager
+    def _run_log(self) -> Iterator[None]:
+        """Copy the run's log lines to ``RUNNER_LOG_DIR/<pipeline>/<run_id>.jsonl`` if set."""
+        settings, log_file = self.settings, self.log_file
+        if log_file is None or settings.log_dir is None:
+            yield
+            return
+        log_file.open(settings.resolve(settings.log_dir) / self.name / f"{self.run_id}.jsonl")
+        try:
+            yield
+        finally:
+            log_file.close()
 
 
 def _watermark(committed: Mapping[str, Any]) -> datetime | None:
@@ -313,210 +392,9 @@ def _watermark(committed: Mapping[str, Any]) -> datetime | None:
     return datetime.fromisoformat(mark) if isinstance(mark, str) else None
 
 
-class HeldLocks:
-    """The locks one run holds, released together in reverse order."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self.held: list[Lock] = []
-        self._alive: LivenessLock | None = None
-        self._outcome_recorded = False
-
-    def take(self, name: str) -> None:
-        """Acquire ``name`` without waiting (AlreadyRunningError names the holder)."""
-        from runner.state.locks import make_lock
-
-        lock = make_lock(self._settings, name)
-        lock.acquire()
-        self.held.append(lock)
-
-    def prove_alive(self, run_id: str) -> None:
-        """With file locks, hold the run's liveness lock until the locks are released."""
-        from runner.state.liveness import LivenessLock, liveness_path
-
-        path = liveness_path(self._settings, run_id)
-        if path is not None:
-            alive = LivenessLock(path, self._settings.holder_identity)
-            alive.acquire()
-            self._alive = alive
-
-    def outcome_recorded(self) -> None:
-        """The run's final record is written: its liveness file is no longer needed."""
-        self._outcome_recorded = True
-
-    def on_lost(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` when a held lock is lost (Leases only; at once if already lost)."""
-        for lock in self.held:
-            watch = getattr(lock, "on_lost", None)
-            if callable(watch):
-                watch(callback)
-
-    def lost(self) -> bool:
-        """Whether any held lock was taken over (Leases only)."""
-        return any(
-            isinstance(flag, threading.Event) and flag.is_set()
-            for flag in (getattr(lock, "lost", None) for lock in self.held)
-        )
-
-    def release(self) -> None:
-        """Release every held lock (the liveness lock first)."""
-        if self._alive is not None:
-            self._alive.release(outcome_recorded=self._outcome_recorded)
-            self._alive = None
-        while self.held:
-            self.held.pop().release()
-
-
-def _execute(  # noqa: PLR0915, PLR0917 - private; one call site passes the run's parts
-    settings: Settings,
-    pipeline: Pipeline,
-    run_id: str,
-    window: Window,
-    params: Mapping[str, str] | None,
-    resources: RunResources,
-    cancel: threading.Event | None,
-    *,
-    history: RunHistory,
-    store: StateStore,
-    committed: dict[str, Any],
-    locks: HeldLocks,
-) -> RunResult:
-    from runner.state.runs import apply_stats, new_record
-
-    name = pipeline.name
-    log = get_logger()
-    result = RunResult(pipeline=name, run_id=run_id, window=window, status="running")
-    started = time.monotonic()
-    record = new_record(
-        run_id=run_id,
-        pipeline=name,
-        trigger=settings.trigger,
-        window=window,
-        image_version=settings.image_version or _package_version(),
-    )
-    locks.prove_alive(run_id)  # before the record says running: a dead run is provably dead
-    history.write(record)
-    ctx = RunContext(
-        pipeline=name,
-        run_id=run_id,
-        window=window,
-        settings=settings,
-        resources=resources,
-        log=log,
-        params=params,
-        cancel=cancel,
-        stats=result.steps,
-        state=RunState(committed),
-    )
-
-    def finish(status: str, error: RunnerError | None = None) -> None:
-        result.status = status
-        result.duration_seconds = time.monotonic() - started
-        record.status = status
-        record.finished_at = datetime.now(UTC)
-        apply_stats(record, result.steps)
-        if error is not None:
-            record.error_class = type(error).__name__
-            record.error_message = str(error)
-        history.write(record)
-        locks.outcome_recorded()
-
-    def hard_stop() -> None:
-        stopped = _announce_hard_stop(settings, run_id)  # said before anything that may hang
-        try:
-            finish("cancelled", stopped)
-        finally:
-            locks.release()
-            os._exit(int(ExitCode.INTERRUPTED))
-
-    log.info("run started", kind=pipeline.kind, trigger=settings.trigger, params=dict(params or {}))
-    retries_at_start, failure = retries_so_far(), cast("RunnerError | None", None)
-    try:
-        with (
-            stop_on_signals(
-                ctx.cancel, log, grace_seconds=settings.stop_grace_seconds, on_deadline=hard_stop
-            ),
-            Heartbeat(history, record, result.steps, settings.heartbeat_seconds, locks, ctx.cancel),
-        ):
-            pipeline.run(ctx)
-            run_data_checks(pipeline, ctx)  # after the load, before the run counts as succeeded
-        _commit_state(store, name, committed, ctx.state.staged, window, run_id)
-        finish("succeeded")
-    except (Exception, KeyboardInterrupt, SystemExit, SignalStop) as caught:
-        exc = caught if isinstance(caught, RunnerError) else _not_ours(caught)
-        status = "cancelled" if isinstance(exc, InterruptedRunError) else "failed"
-        failure = exc
-        log.error(  # noqa: TRY400 - the traceback goes to the log only when there is a cause
-            "run failed" if status == "failed" else "run cancelled",
-            error=str(exc),
-            error_class=type(exc).__name__,
-            exc_info=exc.__cause__ is not None,
-        )
-        try:
-            finish(status, exc)
-        except RunnerError as record_error:
-            log.error("run outcome not recorded", error=str(record_error))  # noqa: TRY400
-        if exc is caught:
-            raise
-        raise exc from caught
-    finally:
-        summary = result.as_dict()
-        log.info(
-            "run finished",
-            status=result.status,
-            duration_seconds=summary["duration_seconds"],
-            steps=summary["steps"],
-        )
-        report_run(  # metrics and failure alert; bounded, never raises
-            settings, result, failure, spec=pipeline.spec, retries_at_start=retries_at_start
-        )
-    return result
-
-
-def _mark_dead_runs(settings: Settings, history: RunHistory, name: str) -> None:
-    """Record earlier runs of ``name`` that died without finishing as failed."""
-    from runner.state.liveness import discard_proof, run_liveness
-
-    for lost in history.mark_stale(name, lambda record: run_liveness(settings, record)):
-        get_logger().warning(
-            "earlier run died without finishing; marked failed",
-            lost_run_id=lost.run_id,
-            reason=lost.error_message,
-        )
-        discard_proof(settings, lost.run_id)
-
-
-def _announce_hard_stop(settings: Settings, run_id: str) -> InterruptedRunError:
-    """The grace period is over: say so in the log and on stderr, as the run's error."""
-    stopped = InterruptedRunError(
-        f"run {run_id} did not stop within the {settings.stop_grace_seconds:g}s grace "
-        "period (RUNNER_STOP_GRACE_SECONDS) after the stop signal; recording it as "
-        "cancelled, releasing its locks and exiting"
-    )
-    get_logger().error(
-        "run did not stop within the grace period; exiting",
-        grace_seconds=settings.stop_grace_seconds,
-    )
-    sys.stderr.write(error_line(stopped) + "\n")
-    sys.stderr.flush()
-    return stopped
-
-
-def _not_ours(caught: BaseException) -> RunnerError:
-    """A framework error for an exception that is not one (a bug, sys.exit, a second Ctrl-C)."""
-    error: RunnerError
-    if isinstance(caught, SignalStop):
-        error = InterruptedRunError(f"run {caught}; stopped at once")
-    elif isinstance(caught, KeyboardInterrupt):
-        error = InterruptedRunError("interrupted again while stopping; stopped at once")
-    else:
-        error = FatalError(f"unexpected {type(caught).__name__}: {caught}")
-    error.__cause__ = caught
-    return error
-
-
 @contextmanager
-def _bound(name: str, run_id: str, window: Window | None) -> Iterator[None]:
+def bound_run(name: str, run_id: str, window: Window | None) -> Iterator[None]:
+    """Bind the run's identity and window into every log line of the block."""
     with structlog.contextvars.bound_contextvars(
         pipeline=name,
         run_id=run_id,
@@ -524,12 +402,3 @@ def _bound(name: str, run_id: str, window: Window | None) -> Iterator[None]:
         window_end=window.end.isoformat() if window else None,
     ):
         yield
-
-
-def _package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("pipeline-runner")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "unknown"

@@ -1,12 +1,14 @@
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from runner.errors import AlreadyRunningError, FatalError, InterruptedRunError
+from runner.errors import AlreadyRunningError, ExitCode, FatalError, InterruptedRunError
 from runner.pipeline.discovery import Registry
 from runner.pipeline.windows import Window
 from runner.services.run import new_run_id, run_pipeline
+from runner.services.run_hooks import RunHook
 from runner.state.locks import make_lock
 from runner.state.runs import RunHistory, new_record
 from runner.state.watermarks import WINDOW_END_KEY, StateStore
@@ -255,3 +257,101 @@ def test_a_session_hands_out_no_connection_its_schema_gate_closed(
         migrate(behind)
         assert run_pipeline(behind, registry, "rows", session=session).status == "succeeded"
     assert len({id(w) for w in closed}) == 2  # the refused one; the good one at the end
+
+
+# -- hooks: after the load, and on finish ------------------------------------------------
+
+
+class Seen(RunHook):
+    """Remembers what a run showed it; fails where told to."""
+
+    def __init__(self, fail_check=None, fail_finish=None):
+        self.loaded = []
+        self.outcomes = []
+        self.fail_check = fail_check
+        self.fail_finish = fail_finish
+
+    def after_load(self, pipeline, ctx):
+        self.loaded.append((pipeline.name, ctx.stats[pipeline.name].rows_loaded))
+        if self.fail_check is not None:
+            raise self.fail_check
+
+    def on_finish(self, outcome):
+        self.outcomes.append(outcome)
+        if self.fail_finish is not None:
+            raise self.fail_finish
+
+
+def test_hooks_see_the_load_and_the_outcome(settings, registry, warehouse):
+    hook = Seen()
+    result = run_pipeline(settings, registry, "rows", params={"n": "4"}, hooks=[hook])
+    assert hook.loaded == [("rows", 4)]
+    [outcome] = hook.outcomes
+    assert (outcome.status, outcome.exit_code, outcome.error) == ("succeeded", 0, None)
+    assert (outcome.run_id, outcome.window, outcome.rows_loaded) == (
+        result.run_id,
+        result.window,
+        4,
+    )
+    assert outcome.recorded
+    assert outcome.trigger == "manual"
+    assert outcome.duration_seconds == result.duration_seconds > 0
+
+
+def test_a_failing_after_load_hook_fails_the_run_and_commits_nothing(settings, registry, warehouse):
+    hook = Seen(fail_check=ValueError("3 rows expected"))
+    with pytest.raises(FatalError, match="after-load hook Seen: ValueError: 3 rows expected"):
+        run_pipeline(settings, registry, "rows", params={"n": "4"}, hooks=[hook])
+    [record] = RunHistory(warehouse, settings.state_database).recent("rows")
+    assert (record.status, record.error_class) == ("failed", "FatalError")
+    assert StateStore(warehouse, settings.state_database).load("rows") == {}  # no watermark
+    [outcome] = hook.outcomes
+    assert (outcome.status, outcome.exit_code) == ("failed", 1)
+    assert isinstance(outcome.error, FatalError)
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_an_on_finish_hook_that_raises_changes_nothing(settings, registry, warehouse, fails):
+    """Neither a succeeded run's result nor a failed run's error (its exit code)."""
+    broken, after = Seen(fail_finish=RuntimeError("webhook down")), Seen()
+    params = {"n": "2", **({"fail": "1"} if fails else {})}
+    if fails:
+        with pytest.raises(FatalError, match="source broke") as caught:
+            run_pipeline(settings, registry, "rows", params=params, hooks=[broken, after])
+        assert caught.value.exit_code == ExitCode.FAILED
+    else:
+        assert run_pipeline(settings, registry, "rows", params=params, hooks=[broken, after])
+    assert [o.status for o in broken.outcomes + after.outcomes] == 2 * [
+        "failed" if fails else "succeeded"
+    ]  # the next hook still heard it
+    [record] = RunHistory(warehouse, settings.state_database).recent("rows")
+    assert record.status == ("failed" if fails else "succeeded")
+
+
+def test_a_run_refused_by_its_lock_is_an_unrecorded_outcome(settings, registry, warehouse):
+    hook = Seen()
+    holder = make_lock(settings, "run:rows")
+    holder.acquire()
+    try:
+        with pytest.raises(AlreadyRunningError):
+            run_pipeline(settings, registry, "rows", hooks=[hook])
+    finally:
+        holder.release()
+    [outcome] = hook.outcomes
+    assert (outcome.status, outcome.exit_code, outcome.recorded) == ("failed", 5, False)
+    assert hook.loaded == []
+
+
+def test_on_finish_hooks_are_not_waited_for_past_their_bound():
+    from runner.services.run_hooks import notify_finished
+
+    release = threading.Event()
+
+    class Stuck(RunHook):
+        def on_finish(self, outcome):
+            release.wait(30)
+
+    began = time.monotonic()
+    notify_finished([Stuck()], outcome=None, timeout=0.2)
+    assert time.monotonic() - began < 5  # the bound, not the hook's 30 s
+    release.set()

@@ -557,6 +557,27 @@ def test_renewal_failing_for_two_thirds_of_the_ttl_gives_the_lock_up(kube, lease
     assert reasons == ["not renewed for 1s; given up before it expires"]
 
 
+def test_lost_is_part_of_every_lock_and_each_watcher_hears_it_once(kube, leases, tmp_path):
+    """The Lock interface: ``lost`` and ``on_lost`` on every backend; only a Lease loses."""
+    file_lock = FileLock("run:a", tmp_path, identity="me")
+    for lock in (file_lock, NullLock("run:a")):
+        lock.acquire()
+        lock.on_lost(lambda: pytest.fail("a flock is held until released"))
+        assert not lock.lost.is_set()
+        lock.release()
+    lease = leases("pod-a/1", ttl=1.5)
+    calls = []
+    lease.on_lost(lambda: calls.append("before"))
+    lease.acquire()
+    kube.fail_with = 500  # renewals fail until it gives up
+    assert lease.lost.wait(5)
+    lease.on_lost(lambda: calls.append("after"))  # at once: it is lost already
+    lease._hold_lost()  # a second report of the same loss tells nobody again
+    assert calls == ["before", "after"]
+    kube.fail_with = None
+    lease.release()
+
+
 def test_release_retries_a_delete_whose_precondition_went_stale(kube, leases):
     lock = leases("pod-a/1", ttl=30)
     lock.acquire()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 from runner.errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import TracebackType
     from typing import Self
 
@@ -77,9 +79,40 @@ class Lock(ABC):
 
     Two lock objects with the same name exclude each other even inside one process; one
     object must be released before it is acquired again.
+
+    A hold may end by itself before :meth:`release`: then :attr:`lost` is set and every
+    :meth:`on_lost` callback runs once, so the work it guards stops.  Only a backend with
+    a TTL can lose a hold (a Lease not renewed in time, or taken over); a ``flock`` is held
+    until it is released or its process dies, so a file lock is never lost.
     """
 
-    name: str
+    def __init__(self, name: str) -> None:
+        self.name = name
+        #: Set when the hold ended by itself; cleared when the lock is acquired again.
+        self.lost = threading.Event()
+        self._lost_callbacks: list[Callable[[], None]] = []
+        self._lost_mutex = threading.Lock()
+
+    def on_lost(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once when the hold ends by itself (at once if it already has).
+
+        It runs on the thread that noticed (a Lease's renewing thread): keep it short.
+        """
+        with self._lost_mutex:
+            self._lost_callbacks.append(callback)
+            already = self.lost.is_set()
+        if already:
+            callback()
+
+    def _hold_lost(self) -> None:
+        """For backends: the hold has ended by itself; tell every watcher once."""
+        with self._lost_mutex:
+            if self.lost.is_set():
+                return
+            self.lost.set()
+            callbacks = list(self._lost_callbacks)
+        for callback in callbacks:
+            callback()
 
     @abstractmethod
     def acquire(self, *, wait_seconds: float = 0.0) -> None:
@@ -115,9 +148,6 @@ class Lock(ABC):
 
 class NullLock(Lock):
     """Backend ``none``: always succeeds, excludes nothing (tests, single-user setups)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
 
     def acquire(self, *, wait_seconds: float = 0.0) -> None:
         """Succeed at once."""

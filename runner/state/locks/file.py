@@ -55,8 +55,8 @@ class FileLock(Lock):
     """An exclusive ``flock`` under ``directory``; see the module docstring for why no TTL."""
 
     def __init__(self, name: str, directory: Path, *, identity: str) -> None:
+        super().__init__(name)
         key = lock_key(name)
-        self.name = name
         self.identity = identity
         self.directory = directory
         self.path = directory / f"{key}.lock"

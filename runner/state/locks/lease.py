@@ -9,10 +9,11 @@ Expiry is judged on this process's own monotonic clock, never on the holder's wa
 that looks fresh from a dead holder whose clock is ahead.  A contender remembers the
 Lease's record (holder, times, transitions) and the local moment it first saw that record;
 the holder is gone once the record has stayed unchanged for ``leaseDurationSeconds`` as
-measured here.  A live holder renews every ``ttl/3``, which changes the record and restarts
-the count.  The holder in turn measures its own hold from the moment it *sent* its last
-successful write, and stops renewing and gives up (``lost``, so the run stops between
-batches) ``2·ttl/3`` after it, a third of the TTL before any contender can see it expire.
+measured here (:mod:`runner.state.locks.lease_watch`).  A live holder renews every ``ttl/3``,
+which changes the record and restarts the count.  The holder in turn measures its own hold
+from the moment it *sent* its last successful write, and stops renewing and gives up
+(``lost``, so the run stops between batches) ``2·ttl/3`` after it, a third of the TTL
+before any contender can see it expire.
 
 A process meets each Lease afresh (``runner run`` is a new process every time), so a
 refusal cannot wait for proof: a Lease whose holder's own clock says it was renewed within
@@ -35,9 +36,9 @@ import math
 import random
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from runner.errors import AlreadyRunningError, ConfigError, NotReadyError, RunnerError
 from runner.kube.client import SERVICE_ACCOUNT_NAMESPACE, build_api_client, pod_namespace
@@ -51,6 +52,7 @@ from runner.state.locks.lease_api import (
     aware,
     micro_time,
 )
+from runner.state.locks.lease_watch import Blocked, LeaseWatch
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -80,39 +82,8 @@ def _build_api() -> CoordinationV1Api:
     return client.CoordinationV1Api(build_api_client("lock backend 'lease'", retries=False))
 
 
-@dataclass(frozen=True)
-class _Seen:
-    """A Lease record and the local monotonic moment this process first saw it."""
-
-    record: tuple[Any, ...]
-    at: float
-
-
-@dataclass(frozen=True)
-class _Blocked:
-    """Who holds the Lease, and when it expires as judged here."""
-
-    holder: Holder
-    record: tuple[Any, ...]
-    expires: float  # local monotonic time
-    looks_stale: bool  # by its holder's own clock; not believed without watching
-
-
-def _record(lease: V1Lease) -> tuple[Any, ...]:
-    """What a live holder changes on every renewal (client-go's observed record)."""
-    spec, meta = lease.spec, lease.metadata
-    return (
-        meta.uid if meta else None,
-        spec.holder_identity if spec else None,
-        spec.acquire_time if spec else None,
-        spec.renew_time if spec else None,
-        spec.lease_duration_seconds if spec else None,
-        spec.lease_transitions if spec else None,
-    )
-
-
 class LeaseLock(Lock):
-    """A lock held as a Kubernetes Lease; ``lost`` is set when the hold ends by itself."""
+    """A lock held as a Kubernetes Lease; it is ``lost`` when not renewed in time or taken over."""
 
     def __init__(
         self,
@@ -132,12 +103,11 @@ class LeaseLock(Lock):
             raise ConfigError("lease lock needs a holder identity (RUNNER_IDENTITY)")
         if not (math.isfinite(ttl_seconds) and ttl_seconds > 0):
             raise ConfigError(f"RUNNER_LOCK_TTL_SECONDS must be > 0, not {ttl_seconds}")
-        self.name = name
+        super().__init__(name)
         self.namespace = namespace
         self.identity = identity
         self.ttl_seconds = float(ttl_seconds)
         self.lease_name = lock_key(name)
-        self.lost = threading.Event()
         self._duration = max(1, math.ceil(ttl_seconds))
         self._renew_every = self.ttl_seconds / 3
         self._give_up_after = self.ttl_seconds * GIVE_UP_FRACTION
@@ -150,8 +120,7 @@ class LeaseLock(Lock):
         self._held: Holder | None = None
         self._give_up_at = 0.0  # local monotonic time the holder stops believing it holds
         self._writing: datetime | None = None  # acquireTime of an acquiring write in flight
-        self._seen: _Seen | None = None
-        self._on_lost: list[Callable[[], None]] = []
+        self._watch = LeaseWatch(self._duration, self._clock)
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
         self._log = get_logger(lock=name, lease=f"{namespace}/{self.lease_name}")
@@ -227,21 +196,15 @@ class LeaseLock(Lock):
             lease = self._api.read()
             if lease is None:
                 return None
-            blocked = self._blocked_by(lease, self._mono())
+            blocked = self._watch.blocked_by(lease, self._mono())
             return blocked.holder if blocked else None
-
-    def on_lost(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` (from the renewing thread) when the hold ends by itself."""
-        self._on_lost.append(callback)
-        if self.lost.is_set():
-            callback()
 
     # -- acquisition -------------------------------------------------------------------
 
     def _take(self, deadline: float, wait: float) -> None:
         """Try until we hold the Lease, or refuse once past the deadline (or the watch)."""
         delay = BACKOFF_FIRST
-        first: _Blocked | None = None
+        first: Blocked | None = None
         while (blocked := self._try_acquire()) is not None:
             if first is None:
                 first = blocked
@@ -265,11 +228,11 @@ class LeaseLock(Lock):
             time.sleep(pause)
             delay = min(BACKOFF_CAP, delay * 2)
 
-    def _try_acquire(self) -> _Blocked | None:
+    def _try_acquire(self) -> Blocked | None:
         """One round of read-then-CAS; ``None`` when we hold it, else what blocks us."""
         for _ in range(CONFLICT_RETRIES):
             lease = self._api.read()
-            if lease is not None and (blocked := self._blocked_by(lease, self._mono())):
+            if lease is not None and (blocked := self._watch.blocked_by(lease, self._mono())):
                 return blocked
             now = micro_time(self._clock())
             sent = self._mono()
@@ -296,38 +259,14 @@ class LeaseLock(Lock):
             self._lease = written
             self._held = Holder(self.identity, now, now, now + timedelta(seconds=self._duration))
             self._give_up_at = sent + self._give_up_after
-            self._writing = self._seen = None
+            self._writing = None
+            self._watch.forget()
             return None
         lease = self._api.read()  # lost every race: report whoever keeps winning
         seen = self._mono()
-        blocked = self._blocked_by(lease, seen) if lease is not None else None
+        blocked = self._watch.blocked_by(lease, seen) if lease is not None else None
         unknown = Holder("unknown (contended)", micro_time(self._clock()))
-        return blocked or _Blocked(unknown, (), seen, looks_stale=False)
-
-    def _blocked_by(self, lease: V1Lease, seen_at: float) -> _Blocked | None:
-        """The holder of ``lease`` unless its record stayed unchanged for a duration here."""
-        spec = lease.spec
-        if spec is None or not spec.holder_identity:
-            return None  # released (no holder): free
-        record = _record(lease)
-        if self._seen is None or self._seen.record != record:
-            self._seen = _Seen(record, seen_at)
-        duration = spec.lease_duration_seconds or self._duration
-        expires = self._seen.at + duration
-        if seen_at >= expires:
-            return None  # unchanged for a whole duration as measured here: the holder is gone
-        wall = aware(self._clock())
-        stamp = spec.renew_time or spec.acquire_time
-        renewed = aware(stamp) if stamp else None
-        looks_stale = renewed is None or renewed + timedelta(seconds=duration) <= wall
-        acquired = aware(spec.acquire_time) if spec.acquire_time else (renewed or wall)
-        expires_at = wall + timedelta(seconds=expires - seen_at)
-        return _Blocked(
-            Holder(spec.holder_identity, acquired, renewed, expires_at),
-            record,
-            expires,
-            looks_stale,
-        )
+        return blocked or Blocked(unknown, (), seen, looks_stale=False)
 
     def _refusal(self, holder: Holder, wait: float) -> AlreadyRunningError:
         waited = f" after waiting {wait:g}s" if wait else ""
@@ -435,10 +374,8 @@ class LeaseLock(Lock):
         raise NotReadyError(f"{self._api.where} keeps changing under us")
 
     def _mark_lost(self, reason: str) -> None:
-        self.lost.set()
         self._log.error("lock lost; the run holding it should stop", reason=reason)
-        for callback in list(self._on_lost):
-            callback()
+        self._hold_lost()
 
     # -- release -----------------------------------------------------------------------
 
