@@ -1,13 +1,14 @@
 # Two entry points for a fresh machine with Python >= 3.11:
 #   make demo   set up, migrate the embedded warehouse, run the example pipelines, show results
 #   make test   set up, lint, type-check and run the whole test suite with coverage
+#   make check  while working: lint, then the fast tier of the tests (not slow) on every core
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 WINDOW := --start 2026-01-01 --end 2026-01-08
 
-.PHONY: setup demo test lint typecheck docs pytest bench bench-http e2e clean
+.PHONY: setup demo test check lint typecheck docs pytest bench bench-http e2e clean
 
 setup: $(STAMP)
 
@@ -42,6 +43,12 @@ docs: $(STAMP)
 	$(BIN)/python docs/build_api.py docs/api
 
 test: lint typecheck docs pytest
+
+# The fast tier: no crash loops, image build, security scans or Helm-heavy suites (marked
+# slow; `make test` runs them). One pytest-xdist worker per core, each its own process with
+# its own chDB warehouse (tmp_path_factory is per worker).
+check: lint
+	$(BIN)/pytest -m "not slow" -n auto -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py --out benchmarks/results

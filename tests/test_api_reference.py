@@ -46,6 +46,7 @@ def test_every_listed_module_and_entry_point_exists():
             assert callable(getattr(imported, name)), f"{module}.{name}"
 
 
+@pytest.mark.slow
 def test_the_reference_builds_a_page_per_module(tmp_path):
     load_builder().build(tmp_path)
     for module in PUBLIC_API:

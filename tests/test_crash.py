@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.slow  # 2 x 20 SIGKILLed runs, each re-run
+
 KILLS = 20  # per load mode
 ROWS = 6000
 BATCH = 500

@@ -19,6 +19,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+pytestmark = pytest.mark.slow  # every test runs the shipped examples in several `runner` processes
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "pipelines" / "data"
 WEEK = ["--start", "2026-01-01", "--end", "2026-01-08"]

@@ -194,6 +194,7 @@ def test_sigterm_while_a_run_waits_for_the_database_releases_its_lease(env, proj
         assert '"event": "stopped by a signal; what was held is released"' in out
 
 
+@pytest.mark.slow
 def test_sigterm_while_a_run_waits_for_the_schema(env):
     assert start(env, "migrate", "--to", "0").wait(timeout=120) == 0  # database, no table
     proc = start(env | {"RUNNER_SCHEMA_WAIT_SECONDS": LONG_WAIT}, "run", "p")

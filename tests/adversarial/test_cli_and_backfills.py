@@ -117,6 +117,7 @@ def test_escape_codes_in_a_flag_value_are_shown_escaped(env):
     assert "--start: '2026-01-01\\x1b[31m' is not an ISO 8601" in result.stderr
 
 
+@pytest.mark.slow
 def test_plans_that_would_not_finish_are_refused_before_they_are_built(env):
     every_minute = invoke(
         env, "backfill", "plan", "every_minute", "--start", "2000-01-01", "--end", "2020-01-01"

@@ -168,6 +168,7 @@ def line_of(data: bytes, number: int) -> bytes:
     return data.removeprefix(BOM).split(b"\n")[number - 1]
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rows=json_rows,

@@ -127,6 +127,7 @@ def test_the_collision_check_knows_short_prefixes_do_not_collide():
     check_unique_cronjob_names(LONG)  # long shared prefixes, different hashes: fine
 
 
+@pytest.mark.slow
 def test_every_name_fits_and_cut_names_stay_unique(helm, tmp_path):
     project = project_with(tmp_path, LONG)
     write(render(Registry(project / "pipelines"), project / "chart", project))

@@ -120,6 +120,7 @@ def stored(kube: FakeKubeApi) -> dict:
     return lease
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("skew", SKEWS)
 def test_a_live_holder_with_a_skewed_clock_is_never_taken_over(
     kube, contender, skewed_holder, skew
@@ -137,6 +138,7 @@ def test_a_live_holder_with_a_skewed_clock_is_never_taken_over(
     assert kube.requests["PUT"] >= 5  # the holder kept renewing all along
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("skew", SKEWS)
 def test_a_dead_holder_is_taken_over_one_duration_after_it_was_first_seen(
     kube, contender, skewed_holder, skew

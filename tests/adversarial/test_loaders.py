@@ -119,6 +119,7 @@ def wait_for(path: Path, timeout: float = 60) -> None:
 # ----------------------------------------------- 1. parallel backfill with file loaders
 
 
+@pytest.mark.slow
 def test_parallel_backfill_of_the_example_exports_writes_every_window_once(tmp_path):
     """The shipped example: every window's files exist and hold that window's rows only."""
     project = tmp_path / "shop"
@@ -411,6 +412,7 @@ NUMBERS = """
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("insert_rows", "landed"), [(1_000_000, 0), (500, 3 * 27 * 19)])
 def test_rows_loaded_of_a_cancelled_run_is_what_reached_the_table(tmp_path, insert_rows, landed):
     """A cancelled run once reported 1,938 rows loaded with 0 in the table."""
@@ -623,6 +625,7 @@ def narrow(tmp_path_factory):
     return project
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("column", list(NARROW_BAD))
 def test_a_csv_value_the_engine_would_alter_fails_the_run(narrow, tmp_path, column):
     path = tmp_path / "in.csv"
@@ -655,6 +658,7 @@ def test_a_csv_value_the_engine_would_alter_fails_the_run(narrow, tmp_path, colu
     query(narrow, "TRUNCATE TABLE analytics.narrow")
 
 
+@pytest.mark.slow
 def test_parquet_values_the_engine_would_alter_fail_the_run(narrow, tmp_path):
     path = tmp_path / "in.parquet"
     table = pa.table(
@@ -674,6 +678,7 @@ def test_parquet_values_the_engine_would_alter_fail_the_run(narrow, tmp_path):
     assert query(narrow, "SELECT count() FROM analytics.narrow") == [[0]]
 
 
+@pytest.mark.slow
 def test_a_validated_key_too_large_for_the_table_does_not_overwrite_another(narrow, tmp_path):
     """99999999999 into UInt32 was upserted as 1215752191, replacing that customer."""
     path = tmp_path / "customers.jsonl"
@@ -717,6 +722,7 @@ DAYS = """
 """
 
 
+@pytest.mark.slow
 def test_a_header_only_file_does_not_empty_a_window(tmp_path):
     project = write_project(tmp_path / "p", REPLACE, DAYS)
     runner(project, "migrate")
@@ -885,6 +891,7 @@ def day_rows(project, day):
     return count, low, high
 
 
+@pytest.mark.slow
 def test_staging_tables_of_killed_runs_are_dropped_by_the_next_runs(tmp_path):
     project = write_project(tmp_path / "p", STAGED, STAGED_TABLE)
     runner(project, "migrate")
@@ -937,6 +944,7 @@ def test_staging_tables_of_killed_runs_are_dropped_by_the_next_runs(tmp_path):
     assert day_rows(project, "2026-01-05") == (1000, 0, 999)
 
 
+@pytest.mark.slow
 def test_a_killed_parallel_backfill_leaves_no_staging_after_it_is_rerun(tmp_path):
     project = write_project(tmp_path / "p", STAGED, STAGED_TABLE)
     runner(project, "migrate")
@@ -1069,6 +1077,7 @@ PEOPLE = """
 """
 
 
+@pytest.mark.slow
 def test_a_quarantined_json_row_holds_exactly_its_keys(tmp_path):
     project = write_project(tmp_path / "p", QUARANTINE, PEOPLE)
     runner(project, "migrate")

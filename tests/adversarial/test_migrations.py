@@ -641,6 +641,7 @@ def held(tmp_path):
     first.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_a_second_migrate_waits_for_the_first_instead_of_failing(busy):
     """Attack 4: the second migrate used to open the busy engine first and exit 4."""
     root, first = busy
@@ -653,6 +654,7 @@ def test_a_second_migrate_waits_for_the_first_instead_of_failing(busy):
     assert done["applied"] == 0  # the first applied it; the second found nothing to do
 
 
+@pytest.mark.slow
 def test_commands_on_a_busy_embedded_warehouse_print_one_clean_line(held):
     root, first = held
     for args in (("status",), ("health",), ("migrate", "status")):
@@ -667,6 +669,7 @@ def test_commands_on_a_busy_embedded_warehouse_print_one_clean_line(held):
         )
 
 
+@pytest.mark.slow
 def test_a_read_only_embedded_warehouse_is_not_called_busy(tmp_path):
     """Attack 4: a read-only directory used to get the 'another runner' hint."""
     root = tmp_path / "p"

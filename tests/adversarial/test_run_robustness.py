@@ -115,6 +115,7 @@ def migrated(project: Path) -> dict[str, str]:
 # ----------------------------------------------------------------- bad paths in settings
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["a file", "below a file", "in /proc"])
 def test_an_unusable_log_dir_is_one_line_exit_3_and_no_run_is_recorded(project, kind):
     env = migrated(project)
@@ -133,6 +134,7 @@ def test_an_unusable_log_dir_is_one_line_exit_3_and_no_run_is_recorded(project, 
     assert runner(env, "run", "plain").returncode == 0  # and nothing is left locked
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kind", ["/dev/null below", "a file", "below a file", "in /proc", "foreign dir", "NUL"]
 )
@@ -158,6 +160,7 @@ def test_a_bad_warehouse_path_is_one_line_exit_3_naming_setting_and_path(project
     assert sorted(p.name for p in foreign.iterdir()) == before  # nothing written into it
 
 
+@pytest.mark.slow
 def test_an_unusable_lock_dir_is_one_line_exit_3(project):
     env = migrated(project)
     (project / "a-file").write_text("not a directory")
@@ -170,6 +173,7 @@ def test_an_unusable_lock_dir_is_one_line_exit_3(project):
 # ----------------------------------------------------------------------- odd endings
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["extract", "load"])
 def test_a_step_calling_sys_exit_is_a_recorded_failure_not_a_silent_exit(project, where):
     env = migrated(project)
@@ -200,6 +204,7 @@ def start_blocked(env: dict[str, str], project: Path, *args: str) -> subprocess.
     return proc
 
 
+@pytest.mark.slow
 def test_a_batch_outliving_the_grace_period_ends_with_one_line_on_stderr(project):
     env = {**migrated(project), "RUNNER_STOP_GRACE_SECONDS": "1"}
     proc = start_blocked(env, project)
@@ -223,6 +228,7 @@ def test_a_batch_outliving_the_grace_period_ends_with_one_line_on_stderr(project
 # ---------------------------------------------------------------------------- SIGKILL
 
 
+@pytest.mark.slow
 def test_a_sigkilled_run_is_lost_at_once_and_the_next_run_marks_it_failed(project):
     env = migrated(project)  # RUNNER_STALE_AFTER_SECONDS stays at its 300 s default
     proc = start_blocked(env, project)
@@ -245,6 +251,7 @@ def test_a_sigkilled_run_is_lost_at_once_and_the_next_run_marks_it_failed(projec
     assert not list((project / "locks" / "runs").glob("*.alive"))  # the proof was cleaned up
 
 
+@pytest.mark.slow
 def test_without_file_locks_a_sigkilled_run_keeps_the_heartbeat_rule(project):
     env = {**migrated(project), "RUNNER_LOCK_BACKEND": "none"}
     proc = start_blocked(env, project)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a `runner` process per forged time; a pod killed mid-catch-up
+
 PIPELINE = """
     import os
     import time

@@ -113,6 +113,7 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_secrets_pushed_into_every_channel_of_a_run_come_out_nowhere(project, tmp_path):
     env = {
         **os.environ,
@@ -217,6 +218,7 @@ def echoing_clickhouse() -> Iterator[EchoingClickHouse]:
     server.server.server_close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["setting", "url"])
 def test_a_clickhouse_error_echoing_the_url_and_headers_shows_no_password(
     project, tmp_path, echoing_clickhouse, where

@@ -71,6 +71,7 @@ def env(project, runner_settings):
     }
 
 
+@pytest.mark.slow
 def test_print_from_a_manifest_then_each_index_runs_its_window(
     env, manifest, warehouse, validate_k8s, newest_kube_version
 ):

@@ -66,6 +66,7 @@ def test_lint_is_clean(helm, values):
     assert "0 chart(s) failed" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("values", VALUE_SETS)
 def test_every_document_is_valid_for_oldest_and_newest_kubernetes(
     helm, values, validate_k8s, kube_version

@@ -22,6 +22,8 @@ import yaml
 
 from runner.pipeline.windows import schedule_window
 
+pytestmark = pytest.mark.slow  # scheduled Jobs rendered by Helm, each run as a `runner` process
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "pipeline-runner"
 JOB_NAME_LABEL = "metadata.labels['batch.kubernetes.io/job-name']"

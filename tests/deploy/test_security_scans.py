@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow  # checkov and bandit, in a virtualenv built on first use
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / ".ci" / "security.sh"
 TOOLS = ROOT / ".venv-tools" / "checkov" / "bin"

@@ -235,6 +235,7 @@ def test_stepped_windows_cover_the_range_exactly(start, hours, step_text, zone):
         )
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(
     instants,

@@ -293,6 +293,7 @@ def test_invalid_rows_are_quarantined_and_the_run_goes_on(env, wh, tmp_path):
         assert re.search(reasons[int(raw_id) if raw_id.isdigit() else -1], reason), reason
 
 
+@pytest.mark.slow
 def test_real_processes_print_one_line_and_no_traceback(tmp_path, hostile_api):
     """The same, as the CronJob runs it: a process per run, its own embedded warehouse."""
     project = make_project(tmp_path / "project")

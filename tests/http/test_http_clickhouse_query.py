@@ -29,6 +29,7 @@ MIGRATION = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("fail_at", "fails"), [(10**9, False), (250_000, True)])
 def test_a_streamed_query_is_loaded_whole_or_fails_the_run(http_project, fail_at, fails):
     project = http_project(

@@ -19,7 +19,7 @@ from http_pipelines import (
     small_batches,
 )
 
-pytestmark = pytest.mark.http
+pytestmark = [pytest.mark.http, pytest.mark.slow]  # a SIGKILL loop
 KILLS = 6
 
 

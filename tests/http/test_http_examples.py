@@ -25,6 +25,7 @@ def examples_done(loopback, tmp_path_factory):
     project.drop()
 
 
+@pytest.mark.slow
 def test_every_example_loads_the_expected_rows_over_https(examples_done):
     project, _, runs = examples_done
     for name, run in runs.items():

@@ -122,6 +122,7 @@ def test_a_server_that_stays_slow_fails_the_run_as_transient(project):
     assert status == "failed"
 
 
+@pytest.mark.slow
 def test_an_insert_into_staging_whose_answer_was_lost_is_not_resent_blindly(project):
     # Staging inserts carry no deduplication token: a re-send after the first one landed
     # would put its rows twice into the partitions swapped into the target.

@@ -61,6 +61,7 @@ def test_upsert_keeps_the_newest_version_per_key(project):
     assert project.rows("SELECT count(), sum(v) FROM t_upsert FINAL") == [(ROWS, expected_sum(2))]
 
 
+@pytest.mark.slow
 def test_replace_window_swaps_partitions_and_leaves_other_windows(project):
     project.runner("run", "load_replace", "--start", "2026-01-02", "--end", "2026-01-03")
     run(project, "replace", "--param", "version=1")

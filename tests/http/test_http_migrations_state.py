@@ -40,6 +40,7 @@ pipeline = el("broken", extract=extract, load=lambda batch: None)
 """
 
 
+@pytest.mark.slow
 def test_a_failed_statement_resumes_there_after_the_fix(http_project):
     project = http_project(migrations={"0001_three.sql": BODY.replace("TARGET", "missing")})
     project.server.clear_requests()
@@ -63,6 +64,7 @@ def test_a_failed_statement_resumes_there_after_the_fix(http_project):
     assert project.runner("migrate", "status").returncode == 0
 
 
+@pytest.mark.slow
 def test_run_history_health_and_state_over_https(http_project):
     project = http_project(
         pipelines={"inc_pipeline.py": INCREMENTAL, "broken_pipeline.py": FAILING},

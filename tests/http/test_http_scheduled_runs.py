@@ -38,6 +38,7 @@ def job(hour: int) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_late_missed_and_retried_jobs_over_https(http_project):
     project = http_project(
         pipelines={"ticks_pipeline.py": PIPELINE}, migrations={"0001_ticks.sql": MIGRATION}

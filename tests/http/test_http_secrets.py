@@ -21,6 +21,7 @@ pipeline = el("broken", extract=extract, load=clickhouse_append("t_append"))
 """
 
 
+@pytest.mark.slow
 def test_the_password_travels_in_the_auth_header_only(http_project, tmp_path):
     project = http_project(
         pipelines={**load_pipelines(), "broken_pipeline.py": BROKEN},

@@ -89,6 +89,7 @@ def test_the_setting_comes_from_the_environment(monkeypatch):
         load_settings()
 
 
+@pytest.mark.slow
 def test_runner_run_waits_then_exits_4_as_one_line(tmp_path):
     """A real `runner run` subprocess on its own embedded warehouse, schema behind."""
     import os

@@ -58,6 +58,7 @@ def settings(runner_settings, project, warehouse):
     return runner_settings.model_copy(update={"project_dir": project, "lock_backend": "file"})
 
 
+@pytest.mark.slow
 def test_a_30_window_backfill_interrupted_and_resumed_loads_each_window_once(
     settings, project, warehouse
 ):
@@ -139,6 +140,7 @@ def test_cli_plan_run_and_status(settings, project):
     assert "more than RUNNER_BACKFILL_MAX_WINDOWS=500: pass --yes" in too_many.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_backfill_subprocess_and_a_rerun_resumes(project, tmp_path):
     env = {
         **os.environ,
@@ -203,6 +205,7 @@ def test_ctrl_c_stops_a_backfill_subprocess_and_a_rerun_resumes(project, tmp_pat
     assert count.stdout.strip() == "(1000, 1000)"
 
 
+@pytest.mark.slow
 def test_windows_share_connections_and_one_schema_gate(settings, project, warehouse, monkeypatch):
     from runner.migrate import gate
     from runner.warehouse.client import Warehouse
@@ -328,6 +331,7 @@ def read_terminal(args, env, cwd):
     return proc.wait(timeout=120), shown.decode(errors="replace")
 
 
+@pytest.mark.slow
 def test_on_a_terminal_the_bar_is_not_interleaved_with_log_lines(project, tmp_path):
     env = {
         **os.environ,

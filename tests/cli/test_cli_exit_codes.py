@@ -15,7 +15,7 @@ import pytest
 from runner import errors
 from runner.errors import EXIT_CODES, ExitCode, RunnerError
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 PIPELINES = {
     "numbers": """
@@ -148,6 +148,7 @@ def one_line(stderr):
     return lines[0]
 
 
+@pytest.mark.slow
 def test_every_row_of_the_table_is_what_a_runner_process_exits_with(env, tmp_path):
     seen = {}
     # 4: the database is not there yet

@@ -113,6 +113,7 @@ PIPELINE = """
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "loader",
     ['clickhouse_append("target")', 'clickhouse_replace_window("target", time_column="ts")'],

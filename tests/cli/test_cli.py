@@ -214,6 +214,7 @@ def test_subprocess_config_errors_exit_3_without_traceback(
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_sigterm_stops_between_batches_and_exits_interrupted(process_env):
     assert runner_process(process_env, "migrate").returncode == 0
     proc = subprocess.Popen(
