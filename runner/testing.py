@@ -190,7 +190,9 @@ class LoadedRun(RunResult):
         if self.warehouse is None:  # pragma: no cover - always set by the fixture
             raise RuntimeError("this run has no warehouse")
         order = ", ".join(quote_identifier(c, what="column") for c in order_by) or "ALL"
-        sql = f"SELECT * FROM {self.warehouse.table(name)}{' FINAL' if final else ''}"
+        final_sql = " FINAL" if final else ""
+        # the table name and columns are quoted identifiers
+        sql = f"SELECT * FROM {self.warehouse.table(name)}{final_sql}"  # nosec B608
         return self.warehouse.query_arrow(f"{sql} ORDER BY {order}")
 
     def rows(

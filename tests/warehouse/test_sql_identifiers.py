@@ -73,9 +73,15 @@ def test_loaders_refuse_injected_table_names_at_declaration(loader, name):
         loader(name)
 
 
-@pytest.mark.parametrize("name", ATTACKS + NOT_TEXT, ids=repr)
+@pytest.mark.parametrize("name", ATTACKS, ids=repr)
 def test_replace_window_refuses_an_injected_time_column(name):
     with pytest.raises(ConfigError, match="invalid time column"):
+        clickhouse_replace_window("events", time_column=name)
+
+
+@pytest.mark.parametrize("name", NOT_TEXT, ids=repr)
+def test_replace_window_refuses_a_time_column_that_is_not_text(name):
+    with pytest.raises(ConfigError, match=r"replace_window\(events\): time_column: .*string"):
         clickhouse_replace_window("events", time_column=name)
 
 
